@@ -1,0 +1,78 @@
+"""Models: their state, metrics and live predictions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.deps import ModelDep, NodeDep
+from app.schemas import MetricsOut, ModelOut, PredictIn, PredictionOut, PredictOut
+from streams.learning.model import OnlineModel
+
+router = APIRouter(prefix="/models", tags=["models"])
+
+
+def _model_out(model: OnlineModel, owner: str) -> ModelOut:
+    return ModelOut(
+        **model.state(),
+        owner=owner,
+        spec=model.spec.public(),
+        pipeline=model.pipeline_description(),
+    )
+
+
+@router.get("", response_model=list[ModelOut])
+async def read_models(node: NodeDep) -> list[ModelOut]:
+    """Every model with its spec, version and counters."""
+    return [_model_out(model, node.node_id) for model in node.registry]
+
+
+@router.get("/{name}", response_model=ModelOut, responses={404: {"description": "Unknown model"}})
+async def read_model(model: ModelDep, node: NodeDep) -> ModelOut:
+    """One model: spec, built pipeline, version, counters and owner."""
+    return _model_out(model, node.node_id)
+
+
+@router.post("/{name}/predict", response_model=PredictOut, response_model_exclude_none=True)
+async def predict(model: ModelDep, payload: PredictIn) -> PredictOut:
+    """Predict one instance or many with the live model; never learns."""
+    if payload.features is not None:
+        y_pred, proba = model.predict(payload.features)
+        return PredictOut(
+            model=model.name,
+            model_version=model.model_version,
+            prediction=y_pred,
+            proba=_proba_out(proba),
+        )
+    assert payload.instances is not None  # guaranteed by PredictIn
+    outputs = []
+    for x in payload.instances:
+        y_pred, proba = model.predict(x)
+        outputs.append(PredictionOut(prediction=y_pred, proba=_proba_out(proba)))
+    return PredictOut(model=model.name, model_version=model.model_version, predictions=outputs)
+
+
+@router.get("/{name}/metrics", response_model=MetricsOut)
+async def read_metrics(model: ModelDep) -> MetricsOut:
+    """Cumulative and rolling progressive-validation metrics."""
+    return MetricsOut(
+        model=model.name,
+        n_learned=model.n_learned,
+        window=model.metrics.window,
+        cumulative=model.metrics.cumulative(),
+        rolling=model.metrics.rolling(),
+    )
+
+
+def _proba_out(proba: dict[Any, float] | None) -> dict[str, float] | None:
+    """Class probabilities with JSON keys: ``True`` -> ``"true"``, as on the wire."""
+    if proba is None:
+        return None
+    return {_label_key(label): float(p) for label, p in proba.items()}
+
+
+def _label_key(label: Any) -> str:
+    if isinstance(label, bool):
+        return "true" if label else "false"
+    return str(label)

@@ -1,0 +1,16 @@
+"""Prometheus exposition."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.deps import NodeDep
+
+router = APIRouter(tags=["telemetry"])
+
+
+@router.get("/metrics", response_class=Response)
+async def read_prometheus(node: NodeDep) -> Response:
+    """Prometheus text: per-model counters, versions and metric values."""
+    return Response(generate_latest(node.prometheus), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,1 @@
+"""streamlearn: River models learning online from Kafka, served over HTTP."""

@@ -1,0 +1,1 @@
+"""Thin Faust adapters: decode, call the learning core, publish."""

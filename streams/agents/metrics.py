@@ -1,0 +1,37 @@
+"""A timer that publishes every model's metrics on the ``metrics`` topic."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import orjson
+
+if TYPE_CHECKING:
+    from streams.node import Node
+
+
+def register_metrics_timer(node: Node) -> None:
+    """Every ``metrics_interval_seconds``, one message per model that has learned."""
+    registry = node.registry
+    metrics_topic = node.topics.metrics_topic
+
+    @node.app.timer(interval=node.settings.metrics_interval_seconds)  # type: ignore[untyped-decorator]
+    async def publish_metrics() -> None:
+        ts = datetime.now(tz=UTC).isoformat()
+        for model in registry:
+            if not model.n_learned:
+                continue
+            await metrics_topic.send(
+                key=model.name.encode(),
+                value=orjson.dumps(
+                    {
+                        "model": model.name,
+                        "ts": ts,
+                        "n_learned": model.n_learned,
+                        "cumulative": model.metrics.cumulative(),
+                        "rolling": model.metrics.rolling(),
+                        "window": model.metrics.window,
+                    }
+                ),
+            )

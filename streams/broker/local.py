@@ -1,0 +1,269 @@
+"""Run Apache Kafka 4.x in KRaft mode on this machine, from jars Maven fetches.
+
+The jars come from Maven Central through the small ``pom.xml`` beside this module (Maven
+caches them in ``~/.m2``); the broker's data, config, log and pid file live under
+``<state dir>/kafka``. ``start`` is idempotent and returns once the broker answers;
+``stop`` only stops the process ``start`` launched.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from streams.learning.errors import StreamlearnError
+
+
+class BrokerError(StreamlearnError, RuntimeError):
+    """The local broker cannot be set up, started or stopped."""
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    running: bool
+    pid: int | None
+    bootstrap: str
+    managed: bool
+    detail: str
+
+
+class LocalKafka:
+    """One single-node KRaft broker listening on ``host:port`` (controller on ``port + 1``)."""
+
+    def __init__(
+        self, state_dir: Path, host: str, port: int, *, version: str, heap: str = "512m"
+    ) -> None:
+        self.home = state_dir.resolve() / "kafka"
+        self.host = host
+        self.port = port
+        self.version = version
+        self.heap = heap
+        self.lib = self.home / f"lib-{version}"
+        self.data = self.home / "data"
+        self.config = self.home / "server.properties"
+        self.log = self.home / "broker.log"
+        self.pid_file = self.home / "broker.pid"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def status(self) -> BrokerStatus:
+        """Whether a broker answers at the bootstrap address, and whether it is ours."""
+        pid = self._our_pid()
+        up = _port_open(self.host, self.port)
+        if pid and up:
+            return BrokerStatus(True, pid, self.bootstrap, True, f"running (pid {pid})")
+        if pid:
+            return BrokerStatus(False, pid, self.bootstrap, True, f"starting (pid {pid})")
+        if up:
+            return BrokerStatus(
+                True,
+                None,
+                self.bootstrap,
+                False,
+                "a broker not started by streamlearn answers here",
+            )
+        return BrokerStatus(False, None, self.bootstrap, False, "not running")
+
+    def start(self, timeout: float = 90.0) -> BrokerStatus:
+        """Start the broker unless one already answers; return once it accepts connections."""
+        current = self.status()
+        if current.running:
+            return current
+        process = None
+        if current.pid is None:
+            java = require_java()
+            self._fetch_jars()
+            self._write_config()
+            self._format(java)
+            process = self._launch(java)
+        return self._wait_until_up(timeout, process)
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the broker this class started; ``False`` if there was none to stop."""
+        pid = self._our_pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def _fetch_jars(self) -> None:
+        if self.lib.is_dir() and any(self.lib.glob("kafka_2.13-*.jar")):
+            return
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise BrokerError(
+                "Maven (mvn) is needed to fetch Apache Kafka's jars from Maven Central;"
+                " install it (e.g. `apt-get install maven`) and try again"
+            )
+        self.home.mkdir(parents=True, exist_ok=True)
+        partial = self.lib.with_suffix(".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        pom = resources.files("streams.broker").joinpath("pom.xml")
+        with resources.as_file(pom) as pom_path:
+            result = subprocess.run(
+                [mvn, "-q", "-B", "-f", str(pom_path), "dependency:copy-dependencies",
+                 f"-Dkafka.version={self.version}", "-DincludeScope=runtime",
+                 f"-DoutputDirectory={partial}"],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+        if result.returncode != 0:
+            tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
+            raise BrokerError("Maven could not fetch Apache Kafka:\n" + "\n".join(tail))
+        partial.rename(self.lib)
+
+    def _write_config(self) -> None:
+        controller = self.port + 1
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@{self.host}:{controller}",
+                    f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{controller}",
+                    f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                    f"log.dirs={self.data}",
+                    "num.partitions=1",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=4",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    # A fresh consumer group joins at once instead of waiting 3 s.
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=false",
+                    "",
+                ]
+            )
+        )
+
+    def _format(self, java: str) -> None:
+        if (self.data / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        result = subprocess.run(
+            [java, "-cp", f"{self.lib}/*", "kafka.tools.StorageTool", "format",
+             "-t", cluster_id, "-c", str(self.config)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise BrokerError(
+                f"formatting the KRaft log directory failed: {result.stdout}{result.stderr}"
+            )
+
+    def _launch(self, java: str) -> subprocess.Popen[bytes]:
+        log4j = resources.files("streams.broker").joinpath("log4j2.properties")
+        with self.log.open("ab") as log, resources.as_file(log4j) as log4j_path:
+            process = subprocess.Popen(
+                [java, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+                 f"-Dlog4j2.configurationFile={log4j_path}", "-Dstreamlearn.broker=1",
+                 "-cp", f"{self.lib}/*", "kafka.Kafka", str(self.config)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        self.pid_file.write_text(str(process.pid))
+        return process
+
+    def _wait_until_up(
+        self, timeout: float, process: subprocess.Popen[bytes] | None
+    ) -> BrokerStatus:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            # Right after launch /proc still shows the forking Python: ask the child itself.
+            exited = process.poll() is not None if process else self._our_pid() is None
+            if exited:
+                raise BrokerError(
+                    f"the broker exited during start-up; see {self.log}:\n{self._log_tail()}"
+                )
+            if _port_open(self.host, self.port):
+                return self.status()
+            time.sleep(0.25)
+        raise BrokerError(
+            f"the broker did not accept connections within {timeout:.0f} s; see {self.log}"
+        )
+
+    def _our_pid(self) -> int | None:
+        """The pid in the pid file if that process is still our broker."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except FileNotFoundError:
+            cmdline = ""
+        if _alive(pid) and "kafka.Kafka" in cmdline and str(self.config) in cmdline:
+            return pid
+        self.pid_file.unlink(missing_ok=True)
+        return None
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return ""
+
+
+def require_java(minimum: int = 17) -> str:
+    """The ``java`` executable, checked to be version ``minimum`` or newer."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not Path(java).exists():
+        raise BrokerError(
+            f"Java {minimum}+ is needed to run Apache Kafka and none was found;"
+            " install a JDK (e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME"
+        )
+    result = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
+    if match is None:
+        raise BrokerError(f"could not read the version of {java}: {result.stderr.strip()}")
+    major = int(match.group(1))
+    if major == 1 and match.group(2):  # "1.8" style
+        major = int(match.group(2))
+    if major < minimum:
+        raise BrokerError(f"Apache Kafka 4 needs Java {minimum}+, but {java} is Java {major}")
+    return java
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still "exists"; treat it as gone.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"

@@ -1,0 +1,43 @@
+"""The error tree of the learning core.
+
+Each class names a failure category, mixes in the nearest builtin, and carries the HTTP
+status an adapter should answer with (``status_code``), so the mapping lives in one handler.
+"""
+
+from __future__ import annotations
+
+
+class StreamlearnError(Exception):
+    """Base class of every error streamlearn raises on purpose."""
+
+    status_code: int = 500
+
+
+class SpecError(StreamlearnError, ValueError):
+    """A model spec (TOML table or pipeline expression) is invalid."""
+
+    status_code = 422
+
+
+class InvalidEvent(StreamlearnError, ValueError):
+    """An event or label message breaks the wire contract.
+
+    ``field`` names the offending field (``event_id``, ``features.age``, ...) or ``None``
+    when the message as a whole is unreadable.
+    """
+
+    status_code = 422
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnknownModel(StreamlearnError, LookupError):
+    """No model of that name is declared."""
+
+    status_code = 404
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown model {name!r}")
+        self.name = name

@@ -1,0 +1,158 @@
+"""Decode and validate ``events`` messages: one JSON object, or an array of them.
+
+Each element is checked on its own, so one bad element never costs its neighbours.
+
+Examples
+--------
+>>> raw = b'[{"event_id": "a", "model": "m", "features": {"x": 1}}]'
+>>> [e.event_id for e in decode_events(raw, max_bytes=1024)]
+['a']
+>>> decode_events(b'{"event_id": "", "model": "m", "features": {}}', 1024)[0]
+InvalidEvent('event_id must be a string of 1 to 128 characters, got an empty string')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from streams.learning.errors import InvalidEvent
+
+#: Sentinel for "this event carries no label".
+NO_LABEL: Any = object()
+
+_FEATURE_TYPES = (str, int, float, bool, type(None))
+_LABEL_TYPES = (str, int, float, bool)
+_MISSING: Any = object()
+
+
+@dataclass(slots=True)
+class Event:
+    """One validated event. ``label`` is :data:`NO_LABEL` when absent."""
+
+    event_id: str
+    model: str
+    features: dict[str, Any]
+    label: Any = NO_LABEL
+    ts: datetime | None = None
+    n_missing: int = 0
+
+    @property
+    def has_label(self) -> bool:
+        return self.label is not NO_LABEL
+
+
+def decode_events(raw: bytes, max_bytes: int) -> list[Event | InvalidEvent]:
+    """Each element of an ``events`` message, as an :class:`Event` or an :class:`InvalidEvent`."""
+    if len(raw) > max_bytes:
+        return [InvalidEvent(f"message is {len(raw)} bytes, over the limit of {max_bytes} bytes")]
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return [InvalidEvent(f"message is not valid JSON: {exc}")]
+    if isinstance(document, list):
+        if not document:
+            return [InvalidEvent("message is an empty array: a batch needs at least one event")]
+        return [_validate_or_error(element, f"[{i}].") for i, element in enumerate(document)]
+    return [_validate_or_error(document, "")]
+
+
+def _validate_or_error(element: Any, where: str) -> Event | InvalidEvent:
+    try:
+        return validate_event(element, where)
+    except InvalidEvent as exc:
+        return exc
+
+
+def validate_event(obj: Any, where: str = "") -> Event:
+    """Check one decoded event object against the wire contract."""
+    if not isinstance(obj, dict):
+        raise InvalidEvent(
+            f"{where}event must be a JSON object, got {_kind(obj)}", where.rstrip(".") or None
+        )
+    event_id = obj.get("event_id", _MISSING)
+    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 128:
+        got = "an empty string" if event_id == "" else _kind(event_id)
+        if isinstance(event_id, str) and event_id:
+            got = f"{len(event_id)} characters"
+        raise InvalidEvent(
+            f"{where}event_id must be a string of 1 to 128 characters, got {got}",
+            f"{where}event_id",
+        )
+    model = obj.get("model", _MISSING)
+    if not isinstance(model, str) or not model:
+        raise InvalidEvent(
+            f"{where}model must be a non-empty string, got {_kind(model)}", f"{where}model"
+        )
+    features = obj.get("features", _MISSING)
+    if not isinstance(features, dict):
+        raise InvalidEvent(
+            f"{where}features must be an object, got {_kind(features)}", f"{where}features"
+        )
+    n_missing = 0
+    for name, value in features.items():
+        if not isinstance(value, _FEATURE_TYPES):
+            raise InvalidEvent(
+                f"{where}features.{name} must be a number, string, bool or null,"
+                f" got {_kind(value)}",
+                f"{where}features.{name}",
+            )
+        if value is None:
+            n_missing += 1
+        elif isinstance(value, float) and not math.isfinite(value):
+            features[name] = None
+            n_missing += 1
+    label = obj.get("label", NO_LABEL)
+    if label is None:
+        label = NO_LABEL
+    elif label is not NO_LABEL and not isinstance(label, _LABEL_TYPES):
+        raise InvalidEvent(
+            f"{where}label must be a bool, number or string, got {_kind(label)}", f"{where}label"
+        )
+    unknown = obj.keys() - {"event_id", "model", "features", "label", "ts"}
+    if unknown:
+        raise InvalidEvent(
+            f"{where}unknown field {sorted(unknown)[0]!r}", f"{where}{sorted(unknown)[0]}"
+        )
+    return Event(event_id, model, features, label, parse_ts(obj.get("ts"), f"{where}ts"), n_missing)
+
+
+def parse_ts(value: Any, field: str = "ts") -> datetime | None:
+    """An RFC 3339 string or epoch milliseconds as an aware UTC datetime (``None`` if absent)."""
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            pass
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if parsed.tzinfo is None:
+                raise InvalidEvent(
+                    f"{field} must carry a time zone (RFC 3339), got {value!r}", field
+                )
+            return parsed.astimezone(UTC)
+    raise InvalidEvent(
+        f"{field} must be an RFC 3339 string or epoch milliseconds, got {value!r}", field
+    )
+
+
+def _kind(value: Any) -> str:
+    """How a JSON value reads in an error sentence."""
+    if value is _MISSING:
+        return "nothing (the field is missing)"
+    if value is None:
+        return "null"
+    return {
+        bool: "a bool", int: "a number", float: "a number", str: "a string",
+        list: "an array", dict: "an object",
+    }.get(type(value), type(value).__name__)  # fmt: skip

@@ -1,0 +1,69 @@
+"""A node: the Faust app, its topics, the models it learns, and the readiness it reports."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client.registry import CollectorRegistry
+
+from streams.app import create_faust_app
+from streams.learning.registry import ModelRegistry
+from streams.learning.spec import load_specs
+from streams.settings import Settings
+from streams.telemetry import build_prometheus_registry
+from streams.topics import Topics, declare_topics
+
+
+@dataclass
+class Node:
+    """Everything one ``streamlearn worker`` process owns, built once and injected."""
+
+    settings: Settings
+    app: Any
+    topics: Topics
+    registry: ModelRegistry
+    node_id: str
+    prometheus: CollectorRegistry
+    started_at: datetime = field(default_factory=lambda: datetime.now(tz=UTC))
+
+    def ready(self) -> tuple[bool, str]:
+        """Readiness: the consumer has joined the group and holds its partitions."""
+        consumer = getattr(self.app, "_consumer", None)
+        if consumer is None:
+            return False, "the Kafka consumer has not started"
+        if self.app.rebalancing:
+            return False, "the consumer group is rebalancing"
+        assigned = {tp.topic for tp in consumer.assignment()}
+        if self.settings.topic_name("events") not in assigned:
+            return False, "no partition of the events topic is assigned yet"
+        return True, "ready"
+
+
+def build_node(settings: Settings) -> Node:
+    """Load the model specs, create the Faust app, declare topics and register agents."""
+    # Imported here so the learning core and the CLI's other commands stay light.
+    from streams.agents.learn import register_learn_agent
+    from streams.agents.metrics import register_metrics_timer
+
+    specs = load_specs(settings.models)
+    app = create_faust_app(settings)
+    registry = ModelRegistry(
+        specs,
+        dedupe_size=settings.dedupe_window_size,
+        dedupe_seconds=settings.dedupe_window_seconds,
+        max_event_bytes=settings.max_event_bytes,
+    )
+    node = Node(
+        settings=settings,
+        app=app,
+        topics=declare_topics(app, settings),
+        registry=registry,
+        node_id=f"{socket.gethostname()}:{settings.http_port}",
+        prometheus=build_prometheus_registry(registry),
+    )
+    register_learn_agent(node)
+    register_metrics_timer(node)
+    return node

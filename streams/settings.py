@@ -1,0 +1,53 @@
+"""One typed settings object per process, read from ``STREAMLEARN_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a node, the CLI and the local broker read from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMLEARN_", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = "streamlearn."
+    topic_partitions: int = Field(default=4, ge=1)
+    app_id: str = "streamlearn"
+    models: Path = Path("models.toml")
+    state_dir: Path = Path(".state")
+    admin_token: SecretStr | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=0, le=65535)
+
+    max_event_bytes: int = Field(default=1_048_576, ge=1024)
+    max_request_bytes: int = Field(default=8_388_608, ge=1024)
+    dedupe_window_size: int = Field(default=100_000, ge=1)
+    dedupe_window_seconds: float = Field(default=86_400.0, gt=0)
+    metrics_interval_seconds: float = Field(default=10.0, gt=0)
+
+    kafka_version: str = "4.1.1"
+    kafka_heap: str = "512m"
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _strip_scheme(cls, value: str) -> str:
+        """Accept ``kafka://host:port`` as well as ``host:port``."""
+        return value.removeprefix("kafka://").strip()
+
+    @property
+    def bootstrap_host(self) -> str:
+        """Host of the first bootstrap server."""
+        return self.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[0]
+
+    @property
+    def bootstrap_port(self) -> int:
+        """Port of the first bootstrap server."""
+        return int(self.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+
+    def topic_name(self, name: str) -> str:
+        """Full topic name for a contract topic (``events`` -> ``streamlearn.events``)."""
+        return f"{self.topic_prefix}{name}"

@@ -1,0 +1,73 @@
+"""Prometheus metrics, read from the live models at scrape time.
+
+A custom collector costs nothing on the per-event path: the counters the models keep anyway
+are turned into Prometheus samples only when ``/metrics`` is scraped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from streams.learning.registry import ModelRegistry
+
+NAMESPACE = "streamlearn"
+
+_COUNTERS = (
+    ("events", "n_events", "Valid events received, duplicates included."),
+    ("predictions", "n_predicted", "Predictions made and published."),
+    ("learned", "n_learned", "Labelled events learned."),
+    ("duplicates", "n_duplicates", "Events skipped because their event_id was seen already."),
+    ("dead_letters", "n_dead_letters", "Malformed events sent to the dead-letter topic."),
+    ("missing_values", "n_missing_values", "Feature values that were null or non-finite."),
+)
+
+
+class ModelCollector(Collector):
+    """Per-model counters and metric values, with low-cardinality labels."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        models = list(self.registry)
+        for name, attribute, documentation in _COUNTERS:
+            family = CounterMetricFamily(f"{NAMESPACE}_{name}", documentation, labels=["model"])
+            for model in models:
+                family.add_metric([model.name], getattr(model, attribute))
+            yield family
+        unrouted = CounterMetricFamily(
+            f"{NAMESPACE}_dead_letters_node",
+            "Dead letters on this node, including those naming no known model.",
+        )
+        unrouted.add_metric([], self.registry.n_dead_letters)
+        yield unrouted
+        version = GaugeMetricFamily(
+            f"{NAMESPACE}_model_version", "Current version of the model.", labels=["model"]
+        )
+        score = GaugeMetricFamily(
+            f"{NAMESPACE}_model_metric",
+            "Progressive-validation metric of the model.",
+            labels=["model", "metric", "window"],
+        )
+        for model in models:
+            version.add_metric([model.name], model.model_version)
+            for window, values in (
+                ("cumulative", model.metrics.cumulative()),
+                ("rolling", model.metrics.rolling()),
+            ):
+                for metric, value in values.items():
+                    if math.isfinite(value):
+                        score.add_metric([model.name, metric, window], value)
+        yield version
+        yield score
+
+
+def build_prometheus_registry(registry: ModelRegistry) -> CollectorRegistry:
+    """A registry of this node's own, so that tests and several nodes never share one."""
+    prometheus = CollectorRegistry(auto_describe=True)
+    prometheus.register(ModelCollector(registry))
+    return prometheus
