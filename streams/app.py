@@ -34,6 +34,8 @@ class StreamlearnApp(faust.App):  # type: ignore[misc]
 
 def create_faust_app(settings: Settings) -> StreamlearnApp:
     """Construct the Faust app for ``settings``; agents and topics are added by the node."""
+    datadir = settings.state_dir / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)
     return StreamlearnApp(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
@@ -41,7 +43,7 @@ def create_faust_app(settings: Settings) -> StreamlearnApp:
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        datadir=str(settings.state_dir / "faust"),
+        datadir=str(datadir),
         store="memory://",
         web_bind=settings.http_host,
         web_port=settings.http_port,

@@ -53,6 +53,8 @@ class LocalKafka:
         self.config = self.home / "server.properties"
         self.log = self.home / "broker.log"
         self.pid_file = self.home / "broker.pid"
+        # Kept so the child can be reaped when this process stops the broker it started.
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -87,7 +89,7 @@ class LocalKafka:
             self._fetch_jars()
             self._write_config()
             self._format(java)
-            process = self._launch(java)
+            process = self._process = self._launch(java)
         return self._wait_until_up(timeout, process)
 
     def stop(self, timeout: float = 30.0) -> bool:
@@ -101,6 +103,9 @@ class LocalKafka:
             time.sleep(0.2)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
+        if self._process is not None:
+            self._process.wait()
+            self._process = None
         self.pid_file.unlink(missing_ok=True)
         return True
 

@@ -28,9 +28,11 @@ class InvalidEvent(StreamlearnError, ValueError):
 
     status_code = 422
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, model: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+        #: The model the event names, when it got far enough to name one.
+        self.model = model
 
 
 class UnknownModel(StreamlearnError, LookupError):

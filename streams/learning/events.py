@@ -88,6 +88,14 @@ def validate_event(obj: Any, where: str = "") -> Event:
         raise InvalidEvent(
             f"{where}model must be a non-empty string, got {_kind(model)}", f"{where}model"
         )
+    try:
+        return _validate_body(obj, event_id, model, where)
+    except InvalidEvent as exc:
+        exc.model = model
+        raise
+
+
+def _validate_body(obj: dict[str, Any], event_id: str, model: str, where: str) -> Event:
     features = obj.get("features", _MISSING)
     if not isinstance(features, dict):
         raise InvalidEvent(

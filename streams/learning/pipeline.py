@@ -13,7 +13,7 @@ Examples
 >>> parse_estimator("__import__('os').system('true')")
 Traceback (most recent call last):
 ...
-streams.learning.errors.SpecError: only River classes can be called, not '__import__' (column 0)
+streams.learning.errors.SpecError: only River classes can be called, not "__import__('os')..." ...
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class _Builder:
                 path,
             )
         if path is None or "." not in path:
-            name = path or _describe(func)
+            name = path or ast.unparse(func)
             raise SpecError(
                 f"only River classes can be called, not {name!r} (column {func.col_offset})"
             )

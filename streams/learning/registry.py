@@ -69,7 +69,8 @@ class ModelRegistry:
         outcome = Outcome()
         for item in decode_events(raw, self.max_event_bytes):
             if isinstance(item, InvalidEvent):
-                self._dead_letter(outcome, item, None, raw, topic, partition, offset)
+                named = self.models.get(item.model) if item.model else None
+                self._dead_letter(outcome, item, named, raw, topic, partition, offset)
                 continue
             model = self.models.get(item.model)
             if model is None:

@@ -1,0 +1,144 @@
+"""A real Apache Kafka broker for the session, and worker processes to test against."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from streams.broker.local import LocalKafka
+
+pytestmark = pytest.mark.integration
+
+KAFKA_VERSION = os.environ.get("STREAMLEARN_KAFKA_VERSION", "4.1.1")
+
+
+def free_port(pairs: bool = False) -> int:
+    """A free TCP port on loopback (and the next one too, when ``pairs``)."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if not pairs:
+            return port
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair")
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address of a single-node KRaft broker started for this test session."""
+    state = tmp_path_factory.mktemp("kafka-state")
+    broker = LocalKafka(state, "127.0.0.1", free_port(pairs=True), version=KAFKA_VERSION)
+    broker.start()
+    yield broker.bootstrap
+    broker.stop()
+
+
+class NodeProcess:
+    """A ``streamlearn worker`` subprocess with its own topics, models file and port."""
+
+    def __init__(self, workdir: Path, bootstrap: str, models_toml: str, **env: str) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.prefix = f"t{uuid.uuid4().hex[:8]}."
+        workdir.mkdir(parents=True, exist_ok=True)
+        models = workdir / "models.toml"
+        models.write_text(models_toml)
+        self.env = {
+            **os.environ,
+            "STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "STREAMLEARN_TOPIC_PREFIX": self.prefix,
+            "STREAMLEARN_APP_ID": f"{self.prefix}app",
+            "STREAMLEARN_MODELS": str(models),
+            "STREAMLEARN_STATE_DIR": str(workdir / "state"),
+            "STREAMLEARN_HTTP_PORT": str(self.port),
+            "STREAMLEARN_METRICS_INTERVAL_SECONDS": "1",
+            **env,
+        }
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = workdir / "worker.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"worker not ready in {timeout} s:\n{self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", timeout=10)
+
+    def post(self, path: str, **kwargs: object) -> httpx.Response:
+        return httpx.post(f"{self.url}{path}", timeout=10, **kwargs)  # type: ignore[arg-type]
+
+    def wait_for(
+        self, name: str, counter: str, value: int, timeout: float = 60.0
+    ) -> dict[str, object]:
+        """Poll ``GET /models/{name}`` until ``counter`` reaches ``value``."""
+        deadline = time.monotonic() + timeout
+        state: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            state = self.get(f"/models/{name}").json()
+            if state[counter] == value:
+                return state
+            if isinstance(state[counter], int) and state[counter] > value:  # type: ignore[operator]
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"{name}.{counter} = {state.get(counter)}, expected {value}")
+
+
+@pytest.fixture
+def start_node(kafka: str, tmp_path: Path) -> Iterator[object]:
+    """Factory: ``start_node(models_toml, **env)`` returns a ready :class:`NodeProcess`."""
+    nodes: list[NodeProcess] = []
+
+    def start(models_toml: str, **env: str) -> NodeProcess:
+        node = NodeProcess(tmp_path / f"node{len(nodes)}", kafka, models_toml, **env)
+        nodes.append(node)
+        node.start()
+        return node
+
+    yield start
+    for node in nodes:
+        node.stop()

@@ -1,0 +1,54 @@
+"""Reading and writing contract topics directly, as any Kafka client would."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+
+async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes) -> None:
+    """Write raw values in order, acks=all."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def consume(
+    bootstrap: str,
+    topic: str,
+    count: int,
+    timeout: float = 60.0,
+    until: Callable[[Any], bool] | None = None,
+) -> list[Any]:
+    """Decode JSON values from the start of ``topic`` until ``count`` are read (or one value
+    satisfies ``until``), or time is up."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    values: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(values) < count and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                values.extend(orjson.loads(r.value) for r in records)
+            if until is not None and any(until(v) for v in values):
+                break
+    finally:
+        await consumer.stop()
+    return values
+
+
+def run(coroutine: Any) -> Any:
+    """Run a coroutine from a synchronous test."""
+    return asyncio.run(coroutine)
