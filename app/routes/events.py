@@ -56,7 +56,7 @@ async def create_events(request: Request, node: NodeDep) -> AcceptedOut | JSONRe
     if len(raw) > limit:
         return JSONResponse(
             {"detail": f"body is {len(raw)} bytes, over the limit of {limit} bytes"},
-            status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            status_code=status.HTTP_413_CONTENT_TOO_LARGE,
         )
     try:
         document = orjson.loads(raw)

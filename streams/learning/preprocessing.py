@@ -20,7 +20,7 @@ from river import base, stats
 OTHER = "__other__"
 
 
-class AutoPreprocessor(base.Transformer):
+class AutoPreprocessor(base.Transformer):  # type: ignore[misc]
     """Numbers: missing values imputed with the running mean, then standard-scaled.
     Strings: one-hot, with at most ``max_categories`` categories per feature (the rest
     share one ``name=__other__`` column, so memory stays bounded). Bools: 0/1.

@@ -1,0 +1,129 @@
+"""HTTP routes over an unstarted node: validation, status codes and never-learning predict."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.main import create_api
+from streams.node import build_node
+from streams.settings import Settings
+
+MODELS = """
+[models.clicks]
+task = "binary"
+pipeline = "linear_model.LogisticRegression()"
+
+[models.prices]
+task = "regression"
+pipeline = "linear_model.LinearRegression()"
+"""
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    models = tmp_path / "models.toml"
+    models.write_text(MODELS)
+    settings = Settings(models=models, state_dir=tmp_path / "state", max_request_bytes=4096)
+    node = build_node(settings)
+    transport = httpx.ASGITransport(app=create_api(node))
+    async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+        yield client
+
+
+async def test_models_are_listed_with_their_counters(client: httpx.AsyncClient) -> None:
+    models = (await client.get("/models")).json()
+    assert [m["name"] for m in models] == ["clicks", "prices"]
+    clicks = models[0]
+    for counter in ("n_events", "n_predicted", "n_learned", "n_duplicates", "n_dead_letters",
+                    "n_pending_labels"):  # fmt: skip
+        assert clicks[counter] == 0
+    assert clicks["model_version"] == 1
+    assert clicks["spec"]["pipeline"] == "linear_model.LogisticRegression()"
+    assert clicks["pipeline"]["steps"] == ["AutoPreprocessor", "LogisticRegression"]
+
+
+async def test_unknown_model_is_404_everywhere(client: httpx.AsyncClient) -> None:
+    for response in (
+        await client.get("/models/nope"),
+        await client.get("/models/nope/metrics"),
+        await client.post("/models/nope/predict", json={"features": {}}),
+    ):
+        assert response.status_code == 404
+        assert response.json() == {"detail": "unknown model 'nope'"}
+
+
+async def test_predict_one_and_many_never_learns(client: httpx.AsyncClient) -> None:
+    one = await client.post("/models/prices/predict", json={"features": {"x": 1.5}})
+    assert one.status_code == 200
+    assert one.json() == {"model": "prices", "model_version": 1, "prediction": 0.0}
+    many = await client.post("/models/clicks/predict", json={"instances": [{"x": 1}, {"x": "a"}]})
+    assert many.status_code == 200
+    assert len(many.json()["predictions"]) == 2
+    assert (await client.get("/models/clicks")).json()["n_learned"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        ({"features": {"x": [1]}}, ["body", "features", "x"]),
+        ({"instances": [{"x": 1}, {"y": {"z": 1}}]}, ["body", "instances", 1, "y"]),
+        ({"features": {}, "instances": [{}]}, ["body"]),
+        ({"feature": {}}, ["body", "feature"]),
+    ],
+)
+async def test_predict_422_names_the_field(
+    client: httpx.AsyncClient, body: object, loc: list[object]
+) -> None:
+    response = await client.post("/models/clicks/predict", json=body)
+    assert response.status_code == 422
+    assert any(error["loc"][: len(loc)] == loc for error in response.json()["detail"])
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "message"),
+    [
+        ({"model": "clicks", "features": {}}, ["body", "event_id"], "event_id must be"),
+        ([{"event_id": "a", "model": "nope", "features": {}}], ["body", 0, "model"],
+         "unknown model 'nope'"),
+        ({"event_id": "a", "model": "clicks", "features": {"x": [1]}}, ["body", "features", "x"],
+         "features.x must be"),
+        ([], ["body"], "empty list"),
+    ],
+)  # fmt: skip
+async def test_events_422_names_the_field(
+    client: httpx.AsyncClient, body: object, loc: list[object], message: str
+) -> None:
+    response = await client.post("/events", json=body)
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == loc
+    assert message in error["msg"]
+
+
+async def test_oversized_body_is_413(client: httpx.AsyncClient) -> None:
+    big = {"event_id": "a", "model": "clicks", "features": {"x": "y" * 5000}}
+    response = await client.post("/events", json=big)
+    assert response.status_code == 413
+    assert "over the limit of 4096 bytes" in response.json()["detail"]
+
+
+async def test_not_ready_until_the_consumer_has_partitions(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok", "detail": None}
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["detail"] == "the Kafka consumer has not started"
+
+
+async def test_prometheus_and_openapi(client: httpx.AsyncClient) -> None:
+    text = (await client.get("/metrics")).text
+    assert 'streamlearn_learned_total{model="clicks"} 0.0' in text
+    assert 'streamlearn_model_version{model="prices"} 1.0' in text
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in ("/models", "/models/{name}", "/models/{name}/predict", "/models/{name}/metrics",
+                 "/events", "/healthz", "/readyz", "/metrics"):  # fmt: skip
+        assert path in paths
+    assert (await client.get("/docs")).status_code == 200

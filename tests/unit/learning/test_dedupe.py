@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from streams.learning.dedupe import DedupeWindow
+
+
+def test_ids_older_than_the_window_are_forgotten() -> None:
+    window = DedupeWindow(max_size=1000, max_age_seconds=10)
+    assert not window.seen("a", now=0)
+    assert window.seen("a", now=9)
+    assert not window.seen("b", now=15)  # "a" (seen at 0) has aged out
+    assert len(window) == 1
+    assert not window.seen("a", now=16)
+
+
+def test_the_window_never_holds_more_than_its_size() -> None:
+    window = DedupeWindow(max_size=100, max_age_seconds=1e9)
+    for i in range(10_000):
+        window.seen(str(i), now=float(i))
+    assert len(window) == 100
+    assert window.seen("9999", now=10_000)
+    assert not window.seen("0", now=10_000)

@@ -1,0 +1,58 @@
+"""docker-compose.yml cannot be started here (no Docker engine), so it is read and checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streams.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load(path: str) -> Any:
+    return yaml.safe_load((ROOT / path).read_text())
+
+
+def test_services_have_healthchecks_and_wait_for_each_other() -> None:
+    services = load("docker-compose.yml")["services"]
+    assert {"kafka", "node", "prometheus"} <= set(services)
+    assert services["kafka"]["image"].startswith("apache/kafka:4.")
+    assert "healthcheck" in services["kafka"] and "healthcheck" in services["node"]
+    assert services["node"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert services["prometheus"]["depends_on"]["node"]["condition"] == "service_healthy"
+    assert "/readyz" in " ".join(services["node"]["healthcheck"]["test"])
+
+
+def test_node_settings_are_real_settings_pointing_at_the_broker() -> None:
+    services = load("docker-compose.yml")["services"]
+    env = services["node"]["environment"]
+    fields = set(Settings.model_fields)
+    for key in env:
+        assert key.startswith("STREAMLEARN_")
+        assert key.removeprefix("STREAMLEARN_").lower() in fields, key
+    kafka_env = services["kafka"]["environment"]
+    host, port = env["STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS"].split(":")
+    assert f"PLAINTEXT://{host}:{port}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
+    assert env["STREAMLEARN_HTTP_HOST"] == "0.0.0.0"
+    assert any(p.endswith(f":{env['STREAMLEARN_HTTP_PORT']}") for p in services["node"]["ports"])
+    assert env["STREAMLEARN_ADMIN_TOKEN"].startswith("${STREAMLEARN_ADMIN_TOKEN:?")
+    assert kafka_env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
+
+
+def test_prometheus_scrapes_every_node_on_its_port() -> None:
+    env = load("docker-compose.yml")["services"]["node"]["environment"]
+    (job,) = load("deploy/prometheus.yml")["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    (sd,) = job["dns_sd_configs"]
+    assert sd["names"] == ["node"]
+    assert str(sd["port"]) == env["STREAMLEARN_HTTP_PORT"]
+
+
+def test_readme_documents_the_compose_path_and_its_settings() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "docker compose up" in readme
+    for key in load("docker-compose.yml")["services"]["node"]["environment"]:
+        assert key in readme, key
