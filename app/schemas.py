@@ -67,7 +67,13 @@ class ModelOut(BaseModel):
     n_duplicates: int
     n_dead_letters: int
     n_pending_labels: int
+    n_pending_expired: int
+    n_labels_unmatched: int
+    n_labels_waiting: int
+    n_labels_duplicate: int
     n_missing_values: int
+    n_drifts: int
+    label_lag: dict[str, float | int | None]
     last_event_at: str | None
     owner: str
     spec: dict[str, Any]
@@ -81,3 +87,17 @@ class AcceptedOut(BaseModel):
 class HealthOut(BaseModel):
     status: str
     detail: str | None = None
+
+
+class DriftOut(BaseModel):
+    model: str
+    drift_policy: str
+    model_version: int
+    detectors: list[dict[str, Any]]
+    recent: list[dict[str, Any]]
+
+
+class HistoryOut(BaseModel):
+    model: str
+    window: int
+    points: list[dict[str, Any]]

@@ -82,6 +82,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
             rate=args.rate,
             id_prefix=args.id_prefix,
             label_column=args.label_column,
+            label_delay=args.label_delay,
             progress=not args.quiet,
         )
     )
@@ -168,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--id-prefix", default=None, help="event_id prefix (default: random per run)"
     )
     replay.add_argument("--label-column", default="label", help="label column of a file source")
+    replay.add_argument(
+        "--label-delay", type=int, default=0, metavar="K",
+        help="send labels on the labels topic K events after their event (default: inline)",
+    )  # fmt: skip
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     replay.set_defaults(handler=_replay)
 

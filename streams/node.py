@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client.registry import CollectorRegistry
 
 from streams.app import create_faust_app
+from streams.learning.model import Limits
 from streams.learning.registry import ModelRegistry
 from streams.learning.spec import load_specs
 from streams.settings import Settings
@@ -45,17 +46,18 @@ class Node:
 def build_node(settings: Settings) -> Node:
     """Load the model specs, create the Faust app, declare topics and register agents."""
     # Imported here so the learning core and the CLI's other commands stay light.
-    from streams.agents.learn import register_learn_agent
+    from streams.agents.learn import register_learn_agents
     from streams.agents.metrics import register_metrics_timer
 
     specs = load_specs(settings.models)
     app = create_faust_app(settings)
-    registry = ModelRegistry(
-        specs,
+    limits = Limits(
         dedupe_size=settings.dedupe_window_size,
         dedupe_seconds=settings.dedupe_window_seconds,
-        max_event_bytes=settings.max_event_bytes,
+        pending_size=settings.pending_max_size,
+        pending_seconds=settings.pending_ttl_seconds,
     )
+    registry = ModelRegistry(specs, limits, max_event_bytes=settings.max_event_bytes)
     node = Node(
         settings=settings,
         app=app,
@@ -64,6 +66,6 @@ def build_node(settings: Settings) -> Node:
         node_id=f"{socket.gethostname()}:{settings.http_port}",
         prometheus=build_prometheus_registry(registry),
     )
-    register_learn_agent(node)
+    register_learn_agents(node)
     register_metrics_timer(node)
     return node

@@ -21,6 +21,7 @@ import csv
 import itertools
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -117,12 +118,19 @@ async def replay(
     rate: float | None = None,
     id_prefix: str | None = None,
     label_column: str = "label",
+    label_delay: int = 0,
     progress: bool = True,
 ) -> int:
-    """Send each row as an event keyed by ``model``; returns how many were sent."""
+    """Send each row as an event keyed by ``model``; returns how many were sent.
+
+    With ``label_delay = k > 0`` events go out without their label, and each label follows on
+    the labels topic once ``k`` more events have been sent (as River's ``delay=k``).
+    """
     rows = iter_source(source, limit=limit, label_column=label_column)
     prefix = id_prefix if id_prefix is not None else uuid.uuid4().hex[:8]
     topic = settings.topic_name("events")
+    labels_topic = settings.topic_name("labels")
+    held: deque[tuple[str, Any]] = deque()
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
     )
@@ -133,8 +141,15 @@ async def replay(
         with tqdm(total=limit, unit="ev", disable=not progress, desc=f"replay {source}") as bar:
             pending = []
             for i, (x, y) in enumerate(rows):
-                event: dict[str, Any] = {"event_id": f"{prefix}-{i}", "model": model, "features": x}
-                if y is not None:
+                event_id = f"{prefix}-{i}"
+                if len(held) >= label_delay > 0:
+                    pending.append(
+                        await _send_label(producer, labels_topic, model, *held.popleft())
+                    )
+                event: dict[str, Any] = {"event_id": event_id, "model": model, "features": x}
+                if y is not None and label_delay > 0:
+                    held.append((event_id, y))
+                elif y is not None:
                     event["label"] = y
                 pending.append(await producer.send(topic, orjson.dumps(event), key=model.encode()))
                 sent += 1
@@ -149,8 +164,17 @@ async def replay(
                         bar.update(len(pending))
                         pending.clear()
                         await asyncio.sleep(ahead)
+            while held:
+                pending.append(await _send_label(producer, labels_topic, model, *held.popleft()))
             await asyncio.gather(*pending)
             bar.update(len(pending))
     finally:
         await producer.stop()
     return sent
+
+
+async def _send_label(
+    producer: AIOKafkaProducer, topic: str, model: str, event_id: str, label: Any
+) -> Any:
+    value = orjson.dumps({"event_id": event_id, "model": model, "label": label})
+    return await producer.send(topic, value, key=model.encode())

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=8_388_608, ge=1024)
     dedupe_window_size: int = Field(default=100_000, ge=1)
     dedupe_window_seconds: float = Field(default=86_400.0, gt=0)
+    pending_max_size: int = Field(default=100_000, ge=1)
+    pending_ttl_seconds: float = Field(default=3_600.0, gt=0)
     metrics_interval_seconds: float = Field(default=10.0, gt=0)
 
     kafka_version: str = "4.1.1"

@@ -1,8 +1,9 @@
-"""Events written to Kafka over HTTP, validated by the same rules as the agent."""
+"""Events and labels written to Kafka over HTTP, validated by the same rules as the agents."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -12,7 +13,8 @@ from fastapi.responses import JSONResponse
 from app.deps import NodeDep
 from app.schemas import AcceptedOut
 from streams.learning.errors import InvalidEvent
-from streams.learning.events import validate_event
+from streams.learning.events import Event, Label, validate_event, validate_label
+from streams.node import Node
 
 router = APIRouter(tags=["events"])
 
@@ -30,27 +32,53 @@ _EVENT_SCHEMA: dict[str, Any] = {
         "ts": {"type": ["string", "number"], "description": "RFC 3339 or epoch milliseconds"},
     },
 }
-_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {"oneOf": [_EVENT_SCHEMA, {"type": "array", "items": _EVENT_SCHEMA}]}
-            }
-        },
-    }
+_LABEL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["event_id", "model", "label"],
+    "properties": {
+        "event_id": {"type": "string", "minLength": 1, "maxLength": 128},
+        "model": {"type": "string"},
+        "label": {"type": ["boolean", "number", "string"]},
+        "ts": {"type": ["string", "number"], "description": "RFC 3339 or epoch milliseconds"},
+    },
 }
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI text for a body of one object or a list of them."""
+    one_or_many = {"oneOf": [schema, {"type": "array", "items": schema}]}
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": one_or_many}}}
+    }
 
 
 @router.post(
     "/events",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=AcceptedOut,
-    openapi_extra=_BODY,
+    openapi_extra=_body(_EVENT_SCHEMA),
     responses={413: {"description": "Body too large"}, 422: {"description": "Invalid event"}},
 )
 async def create_events(request: Request, node: NodeDep) -> AcceptedOut | JSONResponse:
     """Write one event or a list of events to the events topic (one message per model)."""
+    return await _write(request, node, validate_event, node.topics.events_topic)
+
+
+@router.post(
+    "/labels",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AcceptedOut,
+    openapi_extra=_body(_LABEL_SCHEMA),
+    responses={413: {"description": "Body too large"}, 422: {"description": "Invalid label"}},
+)
+async def create_labels(request: Request, node: NodeDep) -> AcceptedOut | JSONResponse:
+    """Write labels for events seen earlier to the labels topic (one message per model)."""
+    return await _write(request, node, validate_label, node.topics.labels_topic)
+
+
+async def _write(
+    request: Request, node: Node, validate: Callable[[Any, str], Event | Label], topic: Any
+) -> AcceptedOut | JSONResponse:
     raw = await request.body()
     limit = node.settings.max_request_bytes
     if len(raw) > limit:
@@ -65,24 +93,24 @@ async def create_events(request: Request, node: NodeDep) -> AcceptedOut | JSONRe
     batch = isinstance(document, list)
     elements = document if batch else [document]
     if not elements:
-        return _invalid([{"loc": ["body"], "msg": "an empty list holds no event"}])
+        return _invalid([{"loc": ["body"], "msg": "an empty list holds nothing to write"}])
     errors: list[dict[str, Any]] = []
     by_model: dict[str, list[Any]] = defaultdict(list)
     for i, element in enumerate(elements):
         where = f"[{i}]." if batch else ""
         try:
-            event = validate_event(element, where)
-            if event.model not in node.registry.models:
-                raise InvalidEvent(f"{where}model: unknown model {event.model!r}", f"{where}model")
+            item = validate(element, where)
+            if item.model not in node.registry.models:
+                raise InvalidEvent(f"{where}model: unknown model {item.model!r}", f"{where}model")
         except InvalidEvent as exc:
             errors.append({"loc": ["body", *_loc(exc.field)], "msg": str(exc)})
             continue
-        by_model[event.model].append(element)
+        by_model[item.model].append(element)
     if errors:
         return _invalid(errors)
     for model, group in by_model.items():
         value = group[0] if len(group) == 1 else group
-        await node.topics.events_topic.send(key=model.encode(), value=orjson.dumps(value))
+        await topic.send(key=model.encode(), value=orjson.dumps(value))
     return AcceptedOut(accepted=len(elements))
 
 

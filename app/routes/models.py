@@ -7,7 +7,15 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.deps import ModelDep, NodeDep
-from app.schemas import MetricsOut, ModelOut, PredictIn, PredictionOut, PredictOut
+from app.schemas import (
+    DriftOut,
+    HistoryOut,
+    MetricsOut,
+    ModelOut,
+    PredictIn,
+    PredictionOut,
+    PredictOut,
+)
 from streams.learning.model import OnlineModel
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -63,6 +71,28 @@ async def read_metrics(model: ModelDep) -> MetricsOut:
         cumulative=model.metrics.cumulative(),
         rolling=model.metrics.rolling(),
     )
+
+
+@router.get("/{name}/drift", response_model=DriftOut)
+async def read_drift(model: ModelDep) -> DriftOut:
+    """Each drift detector: what it watches, whether it fired, how often, its internal state."""
+    return DriftOut(
+        model=model.name,
+        drift_policy=model.spec.drift_policy,
+        model_version=model.model_version,
+        detectors=model.drift.state(),
+        recent=[
+            {"detector": d.detector, "input": d.input, "n_learned": d.n_learned,
+             "ts": d.at.isoformat()}
+            for d in model.drift.recent
+        ],
+    )  # fmt: skip
+
+
+@router.get("/{name}/history", response_model=HistoryOut)
+async def read_history(model: ModelDep) -> HistoryOut:
+    """Rolling metrics sampled as the model learns (for the dashboard's curves)."""
+    return HistoryOut(model=model.name, window=model.metrics.window, points=list(model.history))
 
 
 def _proba_out(proba: dict[Any, float] | None) -> dict[str, float] | None:

@@ -1,23 +1,21 @@
-"""The ``learn`` agent: every ``events`` message through the models, predictions out."""
+"""The ``learn`` and ``label`` agents: messages through the models, results published."""
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-import orjson
+from streams.agents.publish import publish
 
 if TYPE_CHECKING:
     from streams.node import Node
 
-logger = logging.getLogger(__name__)
 
-_DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS
+def register_learn_agents(node: Node) -> None:
+    """Attach the agents on ``events`` and ``labels`` to the node's Faust app.
 
-
-def register_learn_agent(node: Node) -> None:
-    """Attach the agent to the node's Faust app."""
+    Both run on the worker's one event loop, so a model is never touched by two at once.
+    """
     registry = node.registry
     topics = node.topics
 
@@ -32,21 +30,17 @@ def register_learn_agent(node: Node) -> None:
                 offset=message.offset,
                 now=time.time(),
             )
-            predictions = outcome.predictions
-            if len(predictions) == 1:
-                prediction = predictions[0]
-                await topics.predictions_topic.send(
-                    key=prediction["model"].encode(),
-                    value=orjson.dumps(prediction, option=_DUMPS_OPTIONS),
-                )
-            elif predictions:
-                await topics.predictions_topic.send(
-                    key=predictions[0]["model"].encode(),
-                    value=orjson.dumps(predictions, option=_DUMPS_OPTIONS),
-                )
-            for letter in outcome.dead_letters:
-                logger.warning(
-                    "dead letter from %s[%d]@%d: %s",
-                    letter["topic"], letter["partition"], letter["offset"], letter["error"],
-                )  # fmt: skip
-                await topics.dead_letters_topic.send(key=message.key, value=orjson.dumps(letter))
+            await publish(topics, outcome, message.key)
+
+    @node.app.agent(topics.labels_topic, name="label")  # type: ignore[untyped-decorator]
+    async def label(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            outcome = registry.handle_labels(
+                event.value,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                now=time.time(),
+            )
+            await publish(topics, outcome, message.key)

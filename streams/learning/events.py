@@ -14,9 +14,10 @@ InvalidEvent('event_id must be a string of 1 to 128 characters, got an empty str
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -28,6 +29,7 @@ NO_LABEL: Any = object()
 _FEATURE_TYPES = (str, int, float, bool, type(None))
 _LABEL_TYPES = (str, int, float, bool)
 _MISSING: Any = object()
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -46,26 +48,45 @@ class Event:
         return self.label is not NO_LABEL
 
 
+@dataclass(slots=True)
+class Label:
+    """A label for an event seen earlier (a ``labels`` message)."""
+
+    event_id: str
+    model: str
+    label: Any
+    ts: datetime | None = None
+
+
 def decode_events(raw: bytes, max_bytes: int) -> list[Event | InvalidEvent]:
     """Each element of an ``events`` message, as an :class:`Event` or an :class:`InvalidEvent`."""
+    return _decode(raw, max_bytes, validate_event)
+
+
+def decode_labels(raw: bytes, max_bytes: int) -> list[Label | InvalidEvent]:
+    """Each element of a ``labels`` message, as a :class:`Label` or an :class:`InvalidEvent`."""
+    return _decode(raw, max_bytes, validate_label)
+
+
+def _decode(
+    raw: bytes, max_bytes: int, validate: Callable[[Any, str], _T]
+) -> list[_T | InvalidEvent]:
     if len(raw) > max_bytes:
         return [InvalidEvent(f"message is {len(raw)} bytes, over the limit of {max_bytes} bytes")]
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return [InvalidEvent(f"message is not valid JSON: {exc}")]
-    if isinstance(document, list):
-        if not document:
-            return [InvalidEvent("message is an empty array: a batch needs at least one event")]
-        return [_validate_or_error(element, f"[{i}].") for i, element in enumerate(document)]
-    return [_validate_or_error(document, "")]
-
-
-def _validate_or_error(element: Any, where: str) -> Event | InvalidEvent:
-    try:
-        return validate_event(element, where)
-    except InvalidEvent as exc:
-        return exc
+    elements = document if isinstance(document, list) else [document]
+    if not elements:
+        return [InvalidEvent("message is an empty array: a batch needs at least one element")]
+    out: list[_T | InvalidEvent] = []
+    for i, element in enumerate(elements):
+        try:
+            out.append(validate(element, f"[{i}]." if element is not document else ""))
+        except InvalidEvent as exc:
+            out.append(exc)
+    return out
 
 
 def validate_event(obj: Any, where: str = "") -> Event:
@@ -74,6 +95,16 @@ def validate_event(obj: Any, where: str = "") -> Event:
         raise InvalidEvent(
             f"{where}event must be a JSON object, got {_kind(obj)}", where.rstrip(".") or None
         )
+    event_id, model = _identity(obj, where)
+    try:
+        return _validate_body(obj, event_id, model, where)
+    except InvalidEvent as exc:
+        exc.model = model
+        raise
+
+
+def _identity(obj: dict[str, Any], where: str) -> tuple[str, str]:
+    """The ``event_id`` and ``model`` fields every message carries, checked."""
     event_id = obj.get("event_id", _MISSING)
     if not isinstance(event_id, str) or not 1 <= len(event_id) <= 128:
         got = "an empty string" if event_id == "" else _kind(event_id)
@@ -88,11 +119,7 @@ def validate_event(obj: Any, where: str = "") -> Event:
         raise InvalidEvent(
             f"{where}model must be a non-empty string, got {_kind(model)}", f"{where}model"
         )
-    try:
-        return _validate_body(obj, event_id, model, where)
-    except InvalidEvent as exc:
-        exc.model = model
-        raise
+    return event_id, model
 
 
 def _validate_body(obj: dict[str, Any], event_id: str, model: str, where: str) -> Event:
@@ -127,6 +154,28 @@ def _validate_body(obj: dict[str, Any], event_id: str, model: str, where: str) -
             f"{where}unknown field {sorted(unknown)[0]!r}", f"{where}{sorted(unknown)[0]}"
         )
     return Event(event_id, model, features, label, parse_ts(obj.get("ts"), f"{where}ts"), n_missing)
+
+
+def validate_label(obj: Any, where: str = "") -> Label:
+    """Check one decoded ``labels`` object against the wire contract."""
+    if not isinstance(obj, dict):
+        raise InvalidEvent(f"{where}label message must be a JSON object, got {_kind(obj)}")
+    event_id, model = _identity(obj, where)
+    try:
+        label = obj.get("label", _MISSING)
+        if not isinstance(label, _LABEL_TYPES):
+            raise InvalidEvent(
+                f"{where}label must be a bool, number or string, got {_kind(label)}",
+                f"{where}label",
+            )
+        unknown = obj.keys() - {"event_id", "model", "label", "ts"}
+        if unknown:
+            first = sorted(unknown)[0]
+            raise InvalidEvent(f"{where}unknown field {first!r}", f"{where}{first}")
+        return Label(event_id, model, label, parse_ts(obj.get("ts"), f"{where}ts"))
+    except InvalidEvent as exc:
+        exc.model = model
+        raise
 
 
 def parse_ts(value: Any, field: str = "ts") -> datetime | None:

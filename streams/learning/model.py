@@ -1,36 +1,62 @@
-"""A live model: the River estimator with its metrics, counters and dedupe window.
+"""A live model: the River estimator with its metrics, drift monitor, counters and stores.
 
-It follows River's protocol exactly: predict, then (when the label is known) score the
-prediction made before learning, then ``learn_one``.
+It follows River's protocol exactly: predict; when the label is known (inline, or later from
+the labels topic) score the prediction made before learning, feed the drift detectors, then
+``learn_one`` on the features as they were at prediction time.
 
 Examples
 --------
->>> from streams.learning.events import Event
+>>> from streams.learning.events import NO_LABEL, Event, Label
 >>> from streams.learning.spec import ModelSpec
 >>> spec = ModelSpec(name="m", task="binary", preprocess="none",
 ...                  pipeline="preprocessing.StandardScaler() | linear_model.LogisticRegression()")
->>> model = OnlineModel(spec, dedupe_size=100, dedupe_seconds=60)
->>> out = model.process(Event("e1", "m", {"x": 1.0}, True), now=0.0)
->>> out["prediction"], model.n_learned
+>>> model = OnlineModel(spec, Limits())
+>>> model.process(Event("e1", "m", {"x": 1.0}, True), now=0.0).record["prediction"], model.n_learned
 (False, 1)
->>> model.process(Event("e1", "m", {"x": 1.0}, True), now=1.0) is None, model.n_duplicates
-(True, 1)
+>>> model.process(Event("e1", "m", {"x": 1.0}, True), now=1.0).record, model.n_duplicates
+(None, 1)
+>>> _ = model.process(Event("e2", "m", {"x": 2.0}), now=2.0)
+>>> model.n_pending_labels, model.process_label(Label("e2", "m", True), now=3.0).learned
+(1, True)
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from river import base
+from river import base, stats
 
 from streams.learning.dedupe import DedupeWindow
+from streams.learning.drift import Detection, DriftMonitor
 from streams.learning.errors import InvalidEvent
-from streams.learning.events import Event
+from streams.learning.events import NO_LABEL, Event, Label
 from streams.learning.metrics import MetricTracker
+from streams.learning.pending import Pending, PendingStore
 from streams.learning.pipeline import parse_estimator
 from streams.learning.preprocessing import AutoPreprocessor
 from streams.learning.spec import ModelSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what a model remembers: the dedupe window and the pending-label store."""
+
+    dedupe_size: int = 100_000
+    dedupe_seconds: float = 86_400.0
+    pending_size: int = 100_000
+    pending_seconds: float = 3_600.0
+
+
+@dataclass(slots=True)
+class Step:
+    """What one event or label did: the prediction record to publish and any detections."""
+
+    record: dict[str, Any] | None = None
+    detections: list[Detection] = field(default_factory=list)
+    learned: bool = False
 
 
 def build_estimator(spec: ModelSpec) -> Any:
@@ -42,22 +68,31 @@ def build_estimator(spec: ModelSpec) -> Any:
 
 
 class OnlineModel:
-    """One model of the node: estimator, progressive validation, counters, dedupe."""
+    """One model of the node."""
 
-    def __init__(self, spec: ModelSpec, *, dedupe_size: int, dedupe_seconds: float) -> None:
+    def __init__(self, spec: ModelSpec, limits: Limits) -> None:
         self.spec = spec
         self.name = spec.name
         self.estimator = build_estimator(spec)
+        self.background: Any = None
         self.is_classifier = isinstance(self.estimator, base.Classifier)
         self.metrics = MetricTracker(spec.task, spec.metrics, spec.rolling_window)
-        self.dedupe = DedupeWindow(dedupe_size, dedupe_seconds)
+        self.drift = DriftMonitor(spec.drift, spec.drift_features, spec.task)
+        self.dedupe = DedupeWindow(limits.dedupe_size, limits.dedupe_seconds)
+        self.pending = PendingStore(limits.pending_size, limits.pending_seconds)
+        self.labelled = DedupeWindow(limits.dedupe_size, limits.dedupe_seconds)
+        # Labels that overtook their event (the two topics are not ordered with each other).
+        self.early: OrderedDict[str, tuple[Any, float]] = OrderedDict()
+        self._limits = limits
+        self.history: deque[dict[str, Any]] = deque(maxlen=500)
+        self._history_every = max(1, spec.rolling_window // 20)
+        self.label_lag_seconds = stats.Mean()
+        self.label_lag_events = stats.Mean()
         self.model_version = 1
-        self.n_events = 0
-        self.n_predicted = 0
-        self.n_learned = 0
-        self.n_duplicates = 0
-        self.n_dead_letters = 0
-        self.n_missing_values = 0
+        self.n_events = self.n_predicted = self.n_learned = 0
+        self.n_duplicates = self.n_dead_letters = self.n_missing_values = 0
+        self.n_pending_expired = self.n_labels_unmatched = self.n_labels_duplicate = 0
+        self.n_drifts = self.n_swaps = 0
         self.last_event_at: datetime | None = None
 
     def predict(self, x: dict[str, Any]) -> tuple[Any, dict[Any, float] | None]:
@@ -67,8 +102,8 @@ class OnlineModel:
             return (max(proba, key=proba.get) if proba else None), proba
         return self.estimator.predict_one(x), None
 
-    def process(self, event: Event, now: float) -> dict[str, Any] | None:
-        """Predict, score and learn one event; ``None`` if it is a duplicate.
+    def process(self, event: Event, now: float) -> Step:
+        """Predict one event; score and learn it if labelled, else park it until its label.
 
         Raises :class:`InvalidEvent` (before touching the model) when the label does not fit
         the task.
@@ -79,22 +114,100 @@ class OnlineModel:
         self.last_event_at = datetime.fromtimestamp(now, tz=UTC)
         if self.dedupe.seen(event.event_id, now):
             self.n_duplicates += 1
-            return None
+            return Step()
         x = event.features
         self.n_missing_values += event.n_missing
         y_pred, proba = self.predict(x)
         self.n_predicted += 1
-        if event.has_label:
-            if y_pred is not None:
-                self.metrics.update(event.label, y_pred, proba)
-            self.estimator.learn_one(x, event.label)
-            self.n_learned += 1
+        step = Step(record=self._record(event.event_id, y_pred, proba))
+        step.detections += self.drift.update_features(x, self.n_learned)
+        label = event.label if event.has_label else self._early_label(event.event_id, now)
+        if label is not NO_LABEL:
+            self._learn(x, label, y_pred, proba, step)
+        else:
+            self.n_pending_expired += self.pending.add(
+                event.event_id, Pending(x, y_pred, proba, now, self.n_events), now
+            )
+        return step
+
+    def process_label(self, label: Label, now: float) -> Step:
+        """Complete a parked prediction: score it, then learn from its stored features."""
+        self.check_label(label.label)
+        self.n_pending_expired += self.pending.expire(now)
+        pending = self.pending.pop(label.event_id)
+        step = Step()
+        if pending is None:
+            if self.labelled.seen(label.event_id, now):
+                self.n_labels_duplicate += 1
+            else:
+                self._hold_early(label, now)
+            return step
+        self.labelled.seen(label.event_id, now)
+        self.label_lag_seconds.update(max(0.0, now - pending.at))
+        self.label_lag_events.update(self.n_events - pending.seq)
+        self._learn(pending.x, label.label, pending.y_pred, pending.proba, step)
+        return step
+
+    def _hold_early(self, label: Label, now: float) -> None:
+        """Keep a label whose event has not been seen yet, within the pending bounds."""
+        early = self.early
+        early[label.event_id] = (label.label, now)
+        horizon = now - self._limits.pending_seconds
+        while early and (
+            len(early) > self._limits.pending_size or next(iter(early.values()))[1] < horizon
+        ):
+            early.popitem(last=False)
+            self.n_labels_unmatched += 1
+
+    def _early_label(self, event_id: str, now: float) -> Any:
+        held = self.early.pop(event_id, None)
+        if held is None or now - held[1] > self._limits.pending_seconds:
+            return NO_LABEL
+        self.labelled.seen(event_id, now)
+        return held[0]
+
+    def _learn(self, x: dict[str, Any], y: Any, y_pred: Any, proba: Any, step: Step) -> None:
+        if y_pred is not None:
+            self.metrics.update(y, y_pred, proba)
+        if self.drift.watched:
+            if self.spec.task == "regression":
+                error = abs(y - y_pred) if y_pred is not None else 0.0
+            else:
+                error = 0.0 if y_pred == y else 1.0
+            detections = self.drift.update_error(error, self.n_learned)
+            step.detections += detections
+            self._apply_policy(bool(detections))
+        self.estimator.learn_one(x, y)
+        if self.background is not None:
+            self.background.learn_one(x, y)
+        self.n_learned += 1
+        step.learned = True
+        if self.n_learned % self._history_every == 0:
+            self.history.append({"n_learned": self.n_learned, "rolling": self.metrics.rolling()})
+
+    def _apply_policy(self, drifted: bool) -> None:
+        """``reset``: a fresh clone on drift; ``retrain``: a background model from the
+        warning, swapped in on drift (a fresh clone if no warning came first)."""
+        policy = self.spec.drift_policy
+        if drifted:
+            self.n_drifts += 1
+        if policy == "retrain" and self.drift.warning and self.background is None:
+            self.background = build_estimator(self.spec)
+        if drifted and policy != "alert":
+            self.estimator = (
+                self.background if self.background is not None else build_estimator(self.spec)
+            )
+            self.background = None
+            self.model_version += 1
+            self.n_swaps += 1
+
+    def _record(self, event_id: str, y_pred: Any, proba: Any) -> dict[str, Any]:
         record: dict[str, Any] = {
-            "event_id": event.event_id,
+            "event_id": event_id,
             "model": self.name,
             "model_version": self.model_version,
             "prediction": y_pred,
-            "ts": self.last_event_at.isoformat(),
+            "ts": self.last_event_at.isoformat() if self.last_event_at else None,
         }
         if proba is not None:
             record["proba"] = proba
@@ -116,7 +229,12 @@ class OnlineModel:
             raise InvalidEvent(
                 f"label {label!r} does not fit {self.name!r}, a {task} model: expected {expected}",
                 "label",
+                self.name,
             )
+
+    @property
+    def n_pending_labels(self) -> int:
+        return len(self.pending)
 
     def state(self) -> dict[str, Any]:
         """The counters and identity of the model, as the API shows them."""
@@ -129,8 +247,18 @@ class OnlineModel:
             "n_learned": self.n_learned,
             "n_duplicates": self.n_duplicates,
             "n_dead_letters": self.n_dead_letters,
-            "n_pending_labels": 0,
+            "n_pending_labels": self.n_pending_labels,
+            "n_pending_expired": self.n_pending_expired,
+            "n_labels_unmatched": self.n_labels_unmatched,
+            "n_labels_waiting": len(self.early),
+            "n_labels_duplicate": self.n_labels_duplicate,
             "n_missing_values": self.n_missing_values,
+            "n_drifts": self.n_drifts,
+            "label_lag": {
+                "mean_seconds": self.label_lag_seconds.get(),
+                "mean_events": self.label_lag_events.get(),
+                "n": int(self.label_lag_seconds.n),
+            },
             "last_event_at": self.last_event_at.isoformat() if self.last_event_at else None,
         }
 

@@ -23,20 +23,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from river import base
 
+from streams.learning.drift import DriftMonitor
 from streams.learning.errors import SpecError
 from streams.learning.metrics import ALLOWED, DEFAULTS
 from streams.learning.pipeline import parse_estimator
-
-
-def parse_drift_detector(expression: str) -> Any:
-    """A River drift detector from ``ADWIN()`` or ``drift.binary.DDM()``."""
-    return parse_estimator(
-        expression,
-        packages=frozenset({"drift"}),
-        expected=base.DriftDetector | base.BinaryDriftDetector,
-        bare=("drift", "drift.binary"),
-    )
-
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -53,6 +43,7 @@ class ModelSpec(BaseModel):
     metrics: tuple[str, ...] = ()
     rolling_window: int = Field(default=1000, ge=1)
     drift: tuple[str, ...] = ()
+    drift_features: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     drift_policy: Literal["alert", "reset", "retrain"] = "alert"
     snapshot_every: int = Field(default=10_000, ge=1)
     max_categories: int = Field(default=100, ge=1)
@@ -65,16 +56,6 @@ class ModelSpec(BaseModel):
                 "a model name is 1-64 letters, digits, '_', '-' or '.',"
                 " starting with a letter or digit"
             )
-        return value
-
-    @field_validator("drift")
-    @classmethod
-    def _check_drift(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for expression in value:
-            try:
-                parse_drift_detector(expression)
-            except SpecError as exc:
-                raise ValueError(f"drift detector {expression!r}: {exc}") from None
         return value
 
     @model_validator(mode="after")
@@ -93,6 +74,10 @@ class ModelSpec(BaseModel):
             raise ValueError(
                 f"pipeline: a regression model needs a regressor, and {self.pipeline!r} is not one"
             )
+        try:
+            DriftMonitor(self.drift, self.drift_features, self.task)
+        except SpecError as exc:
+            raise ValueError(f"drift: {exc}") from None
         if not self.metrics:
             object.__setattr__(self, "metrics", DEFAULTS[self.task])
         unknown = [m for m in self.metrics if m not in ALLOWED[self.task]]

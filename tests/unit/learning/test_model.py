@@ -11,18 +11,14 @@ from river import datasets, evaluate, linear_model, metrics, preprocessing, tree
 
 from streams.learning.errors import InvalidEvent
 from streams.learning.events import Event
-from streams.learning.model import OnlineModel
+from streams.learning.model import Limits, OnlineModel
 from streams.learning.registry import ModelRegistry
 from streams.learning.spec import ModelSpec
 
 
 def registry_for(**spec: Any) -> ModelRegistry:
-    return ModelRegistry(
-        {"m": ModelSpec(name="m", **spec)},
-        dedupe_size=100_000,
-        dedupe_seconds=1e9,
-        max_event_bytes=1_000_000,
-    )
+    limits = Limits(dedupe_seconds=1e9, pending_seconds=1e9)
+    return ModelRegistry({"m": ModelSpec(name="m", **spec)}, limits, max_event_bytes=1_000_000)
 
 
 def replay(registry: ModelRegistry, rows: Any) -> None:
@@ -98,15 +94,14 @@ def test_auto_preprocessing_learns_from_mixed_messy_features() -> None:
 
 def test_labels_of_the_wrong_kind_are_refused_before_learning() -> None:
     spec = ModelSpec(name="r", task="regression", pipeline="linear_model.LinearRegression()")
-    model = OnlineModel(spec, dedupe_size=10, dedupe_seconds=10)
+    model = OnlineModel(spec, Limits())
     for label in ("high", True):
         with pytest.raises(InvalidEvent, match="does not fit 'r', a regression model"):
             model.process(Event("e", "r", {"x": 1.0}, label), now=0.0)
     assert model.n_learned == 0 and model.n_events == 0
     binary = OnlineModel(
         ModelSpec(name="b", task="binary", pipeline="linear_model.LogisticRegression()"),
-        dedupe_size=10,
-        dedupe_seconds=10,
+        Limits(),
     )
     with pytest.raises(InvalidEvent, match="expected true/false"):
         binary.process(Event("e", "b", {"x": 1.0}, "yes"), now=0.0)

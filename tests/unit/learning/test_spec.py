@@ -50,7 +50,7 @@ def test_specs_load_with_task_defaults(tmp_path: Path) -> None:
         ),
         (
             'task = "binary"\npipeline = "linear_model.LogisticRegression()"\ndrift = ["eval()"]',
-            "drift detector 'eval()'",
+            "drift: only River classes can be called, not 'eval'",
         ),
         (
             'task = "binary"\npipeline = "linear_model.LogisticRegression()"\nlearning_rate = 1',
