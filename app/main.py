@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.routes import events, health, models, telemetry
+from app.routes import dashboard, events, health, models, telemetry
 from streams.learning.errors import StreamlearnError
 from streams.node import Node
 
@@ -24,6 +24,12 @@ def create_api(node: Node) -> FastAPI:
     )
     api.state.node = node
     api.add_exception_handler(StreamlearnError, _handle_streamlearn_error)
-    for router in (health.router, models.router, events.router, telemetry.router):
+    for router in (
+        dashboard.router,
+        health.router,
+        models.router,
+        events.router,
+        telemetry.router,
+    ):
         api.include_router(router)
     return api

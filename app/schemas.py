@@ -70,6 +70,7 @@ class ModelOut(BaseModel):
     n_pending_expired: int
     n_labels_unmatched: int
     n_labels_waiting: int
+    n_labels_early: int
     n_labels_duplicate: int
     n_missing_values: int
     n_drifts: int

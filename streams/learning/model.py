@@ -92,6 +92,7 @@ class OnlineModel:
         self.n_events = self.n_predicted = self.n_learned = 0
         self.n_duplicates = self.n_dead_letters = self.n_missing_values = 0
         self.n_pending_expired = self.n_labels_unmatched = self.n_labels_duplicate = 0
+        self.n_labels_early = 0
         self.n_drifts = self.n_swaps = 0
         self.last_event_at: datetime | None = None
 
@@ -164,6 +165,10 @@ class OnlineModel:
         if held is None or now - held[1] > self._limits.pending_seconds:
             return NO_LABEL
         self.labelled.seen(event_id, now)
+        self.n_labels_early += 1
+        # The label came first: no time and no events between prediction and label.
+        self.label_lag_seconds.update(0.0)
+        self.label_lag_events.update(0)
         return held[0]
 
     def _learn(self, x: dict[str, Any], y: Any, y_pred: Any, proba: Any, step: Step) -> None:
@@ -251,6 +256,7 @@ class OnlineModel:
             "n_pending_expired": self.n_pending_expired,
             "n_labels_unmatched": self.n_labels_unmatched,
             "n_labels_waiting": len(self.early),
+            "n_labels_early": self.n_labels_early,
             "n_labels_duplicate": self.n_labels_duplicate,
             "n_missing_values": self.n_missing_values,
             "n_drifts": self.n_drifts,
