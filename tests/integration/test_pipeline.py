@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from river import datasets, drift, evaluate, linear_model, metrics, naive_bayes, preprocessing, tree
 
@@ -21,7 +21,7 @@ K = 20
 DRIFTING = "river:synth.ConceptDriftStream(seed=42, position=3000, width=50)"
 N_DRIFTING = 8000
 
-MODELS = f"""
+MODELS = """
 [models.late]
 task = "binary"
 pipeline = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"
@@ -85,9 +85,7 @@ def node(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeP
     asyncio.run(feed())
     users = tmp_path_factory.mktemp("users") / "users.jsonl"
     users.write_text(
-        "\n".join(
-            __import__("orjson").dumps({**x, "label": y}).decode() for x, y in unique_users(3000)
-        )
+        "\n".join(orjson.dumps({**x, "label": y}).decode() for x, y in unique_users(3000))
     )
     asyncio.run(replay(settings, str(users), "users", progress=False))
     yield process
@@ -110,7 +108,6 @@ def test_labels_sent_k_events_late_are_close_to_river_delay_k(node: NodeProcess)
         metrics.Accuracy() + metrics.ROCAUC(),
         delay=K,
     )
-    print(f"late labels k={K}: served {served}, River delay={K}: {reference}, state {state}")
     assert abs(served["Accuracy"] - reference[0].get()) < 0.02
     assert abs(served["ROCAUC"] - reference[1].get()) < 0.02
     assert state["label_lag"]["n"] == 1250  # type: ignore[index]
@@ -190,7 +187,7 @@ def test_drift_topic_carries_each_detection(node: NodeProcess) -> None:
     assert all(d["input"] == "error" and d["detector"] == "ADWIN" for d in mine)
 
 
-def test_models_are_independent_on_one_node(node: NodeProcess, tmp_path: Path) -> None:
+def test_models_are_independent_on_one_node(node: NodeProcess) -> None:
     names = [m["name"] for m in node.get("/models").json()]
     assert names == ["late", "segments", "trump", "drift_alert", "drift_retrain", "users"]
     assert node.get("/models/trump/drift").json()["detectors"] == []
