@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format typecheck up down clean
+.PHONY: help install browser run test lint format typecheck up down clean
 
 help:  ## List the tasks
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,7 +21,12 @@ install: $(STAMP)  ## Create .venv and install streamlearn with its dev tools
 run: $(STAMP)  ## Local Kafka + a node + the bundled demo streams (Ctrl-C stops)
 	$(BIN)/streamlearn demo
 
-test: $(STAMP)  ## The whole test suite (starts its own Kafka broker)
+browser:  ## Debian's Chromium for the dashboard test (installed with apt-get if missing)
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the dashboard test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browser  ## The whole test suite (starts its own Kafka broker)
 	$(BIN)/pytest
 
 lint: $(STAMP)  ## ruff lint and format check
