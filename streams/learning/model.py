@@ -95,6 +95,40 @@ class OnlineModel:
         self.n_labels_early = 0
         self.n_drifts = self.n_swaps = 0
         self.last_event_at: datetime | None = None
+        #: Next offset to read per ``topic:partition``, as of the snapshot this model came from.
+        self.offsets: dict[str, int] = {}
+        self.n_learned_at_snapshot = 0
+
+    #: Attributes a snapshot carries: everything needed to resume exactly.
+    _STATE = (
+        "estimator", "background", "metrics", "drift", "dedupe", "pending", "labelled", "early",
+        "history", "label_lag_seconds", "label_lag_events", "model_version", "n_events",
+        "n_predicted", "n_learned", "n_duplicates", "n_dead_letters", "n_missing_values",
+        "n_pending_expired", "n_labels_unmatched", "n_labels_duplicate", "n_labels_early",
+        "n_drifts", "n_swaps", "last_event_at",
+    )  # fmt: skip
+
+    def snapshot_state(self, offsets: dict[str, int]) -> dict[str, Any]:
+        """The model's whole learning state with the offsets it has consumed."""
+        state = {name: getattr(self, name) for name in self._STATE}
+        state["spec"] = self.spec.model_dump(mode="json")
+        state["offsets"] = dict(offsets)
+        return state
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Become the model a snapshot describes (same spec required)."""
+        mine = self.spec.model_dump(mode="json")
+        theirs = state.get("spec", {})
+        for field_name in ("task", "pipeline", "preprocess", "metrics", "max_categories"):
+            if theirs.get(field_name) != mine[field_name]:
+                raise ValueError(
+                    f"snapshot of {self.name!r} has {field_name}={theirs.get(field_name)!r},"
+                    f" the models file says {mine[field_name]!r}"
+                )
+        for name in self._STATE:
+            setattr(self, name, state[name])
+        self.offsets = dict(state["offsets"])
+        self.n_learned_at_snapshot = self.n_learned
 
     def predict(self, x: dict[str, Any]) -> tuple[Any, dict[Any, float] | None]:
         """The prediction and, for classifiers, the class probabilities. Never learns."""

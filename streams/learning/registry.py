@@ -21,6 +21,7 @@ from typing import Any
 from streams.learning.errors import InvalidEvent, UnknownModel
 from streams.learning.events import Event, Label, decode_events, decode_labels
 from streams.learning.model import Limits, OnlineModel, Step
+from streams.learning.partitioning import partition_for, tp_key
 from streams.learning.spec import ModelSpec
 
 #: Dead letters keep at most this much of the original payload.
@@ -34,17 +35,52 @@ class Outcome:
     predictions: list[dict[str, Any]] = field(default_factory=list)
     detections: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    #: Models that have learned ``snapshot_every`` events since their last snapshot.
+    snapshot_due: list[OnlineModel] = field(default_factory=list)
+    #: Elements skipped because the model's snapshot already holds them (replay after restore).
+    n_replayed: int = 0
 
 
 class ModelRegistry:
     """Every model declared for this node, by name."""
 
     def __init__(
-        self, specs: dict[str, ModelSpec], limits: Limits, *, max_event_bytes: int
+        self,
+        specs: dict[str, ModelSpec],
+        limits: Limits,
+        *,
+        max_event_bytes: int,
+        input_topics: tuple[str, str] = ("events", "labels"),
+        partitions: int = 1,
     ) -> None:
         self.models = {name: OnlineModel(spec, limits) for name, spec in specs.items()}
+        self.limits = limits
         self.max_event_bytes = max_event_bytes
+        self.input_topics = input_topics
+        self.partitions = partitions
         self.n_dead_letters = 0
+        #: Next offset to read per ``topic:partition``, for every message handled here.
+        self.positions: dict[str, int] = {}
+
+    def partition_of(self, name: str) -> int:
+        """The partition of the input topics that carries model ``name``."""
+        return partition_for(name, self.partitions)
+
+    def models_on(self, partition: int) -> list[OnlineModel]:
+        """The models whose events and labels land in ``partition``."""
+        return [m for m in self.models.values() if self.partition_of(m.name) == partition]
+
+    def offsets_for(self, model: OnlineModel) -> dict[str, int]:
+        """Where ``model`` would resume on each of its input partitions."""
+        p = self.partition_of(model.name)
+        keys = [tp_key(topic, p) for topic in self.input_topics]
+        return {k: max(self.positions.get(k, 0), model.offsets.get(k, 0)) for k in keys}
+
+    def reset_model(self, name: str) -> OnlineModel:
+        """Replace ``name`` by a fresh model of the same spec (before a restore)."""
+        model = OnlineModel(self.models[name].spec, self.limits)
+        self.models[name] = model
+        return model
 
     def get(self, name: str) -> OnlineModel:
         """The model called ``name``, or :class:`UnknownModel`."""
@@ -90,6 +126,7 @@ class ModelRegistry:
         offset: int,
     ) -> Outcome:
         outcome = Outcome()
+        key = tp_key(topic, partition)
         for item in items:
             if isinstance(item, InvalidEvent):
                 named = self.models.get(item.model) if item.model else None
@@ -99,6 +136,9 @@ class ModelRegistry:
             if model is None:
                 error = InvalidEvent(f"unknown model {item.model!r}", "model")
                 self._dead_letter(outcome, error, None, raw, (topic, partition, offset))
+                continue
+            if offset < model.offsets.get(key, 0):
+                outcome.n_replayed += 1
                 continue
             try:
                 result = step(model, item)
@@ -112,6 +152,10 @@ class ModelRegistry:
                     {"model": model.name, "ts": d.at.isoformat(), "detector": d.detector,
                      "input": d.input, "n_learned": d.n_learned, "detail": d.detail}
                 )  # fmt: skip
+            due = model.n_learned - model.n_learned_at_snapshot >= model.spec.snapshot_every
+            if due and model not in outcome.snapshot_due:
+                outcome.snapshot_due.append(model)
+        self.positions[key] = offset + 1
         return outcome
 
     def _dead_letter(
