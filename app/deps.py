@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from streams.learning.model import OnlineModel
 from streams.node import Node
@@ -25,3 +27,29 @@ def get_model(name: str, node: NodeDep) -> OnlineModel:
 
 
 ModelDep = Annotated[OnlineModel, Depends(get_model)]
+
+
+_bearer = HTTPBearer(auto_error=False, description="STREAMLEARN_ADMIN_TOKEN")
+
+
+def require_admin(
+    node: NodeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Admin routes need ``Authorization: Bearer $STREAMLEARN_ADMIN_TOKEN``."""
+    token = node.settings.admin_token
+    if token is None or not token.get_secret_value():
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "admin routes are disabled: set STREAMLEARN_ADMIN_TOKEN on the node to enable them",
+        )
+    given = credentials.credentials.encode() if credentials else b""
+    if not hmac.compare_digest(given, token.get_secret_value().encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "send Authorization: Bearer <STREAMLEARN_ADMIN_TOKEN>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+AdminDep = Annotated[None, Depends(require_admin)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from app.routes import dashboard, events, health, models, telemetry
+from app.routes import dashboard, events, health, models, snapshots, telemetry
 from streams.learning.errors import StreamlearnError
 from streams.node import Node
 
@@ -28,6 +28,7 @@ def create_api(node: Node) -> FastAPI:
         dashboard.router,
         health.router,
         models.router,
+        snapshots.router,
         events.router,
         telemetry.router,
     ):

@@ -102,3 +102,17 @@ class HistoryOut(BaseModel):
     model: str
     window: int
     points: list[dict[str, Any]]
+
+
+class SnapshotOut(BaseModel):
+    version: int
+    created_at: str
+    offsets: dict[str, int]
+    bytes: int
+
+
+class RestoreOut(BaseModel):
+    model: str
+    model_version: int
+    n_learned: int
+    snapshot: SnapshotOut

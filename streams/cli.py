@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
@@ -139,6 +140,25 @@ def _wait_ready(base: str, worker: subprocess.Popen[bytes], timeout: float = 120
     raise StreamlearnError(f"the worker was not ready within {timeout:.0f} s")
 
 
+def _snapshot(args: argparse.Namespace, settings: Settings) -> int:
+    """Ask the running node to snapshot a model (the admin route, with the token)."""
+    token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::") else settings.http_host  # noqa: S104
+    request = urllib.request.Request(
+        f"http://{host}:{settings.http_port}/models/{args.name}/snapshots",
+        method="POST",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            _say(response.read().decode())
+    except urllib.error.HTTPError as exc:
+        raise StreamlearnError(f"the node answered {exc.code}: {exc.read().decode()}") from None
+    except OSError as exc:
+        raise StreamlearnError(f"no node answers at {host}:{settings.http_port}: {exc}") from None
+    return 0
+
+
 def _say(text: str) -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
@@ -175,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     replay.set_defaults(handler=_replay)
+
+    snapshot = commands.add_parser("snapshot", help="snapshot a model on the running node now")
+    snapshot.add_argument("name", help="the model")
+    snapshot.set_defaults(handler=_snapshot)
 
     demo = commands.add_parser("demo", help="local Kafka + a node + the bundled demo streams")
     demo.add_argument("--rate", type=float, default=200.0, help="events per second per stream")

@@ -12,7 +12,9 @@ from prometheus_client.registry import CollectorRegistry
 from streams.app import create_faust_app
 from streams.learning.model import Limits
 from streams.learning.registry import ModelRegistry
+from streams.learning.snapshots import SnapshotStore
 from streams.learning.spec import load_specs
+from streams.recovery import Recovery, snapshot_key
 from streams.settings import Settings
 from streams.telemetry import build_prometheus_registry
 from streams.topics import Topics, declare_topics
@@ -28,6 +30,7 @@ class Node:
     registry: ModelRegistry
     node_id: str
     prometheus: CollectorRegistry
+    recovery: Recovery
     started_at: datetime = field(default_factory=lambda: datetime.now(tz=UTC))
 
     def ready(self) -> tuple[bool, str]:
@@ -40,6 +43,8 @@ class Node:
         assigned = {tp.topic for tp in consumer.assignment()}
         if self.settings.topic_name("events") not in assigned:
             return False, "no partition of the events topic is assigned yet"
+        if not self.recovery.restored:
+            return False, "models are being restored from their snapshots"
         return True, "ready"
 
 
@@ -57,15 +62,34 @@ def build_node(settings: Settings) -> Node:
         pending_size=settings.pending_max_size,
         pending_seconds=settings.pending_ttl_seconds,
     )
-    registry = ModelRegistry(specs, limits, max_event_bytes=settings.max_event_bytes)
+    registry = ModelRegistry(
+        specs,
+        limits,
+        max_event_bytes=settings.max_event_bytes,
+        input_topics=(settings.topic_name("events"), settings.topic_name("labels")),
+        partitions=settings.topic_partitions,
+    )
+    topics = declare_topics(app, settings)
+    store = SnapshotStore(
+        settings.state_dir / "snapshots", snapshot_key(settings), settings.snapshot_retention
+    )
+    recovery = Recovery(settings, registry, store, topics.snapshots_topic)
+    app.resume_positions = recovery.resume_positions
     node = Node(
         settings=settings,
         app=app,
-        topics=declare_topics(app, settings),
+        topics=topics,
         registry=registry,
         node_id=f"{socket.gethostname()}:{settings.http_port}",
         prometheus=build_prometheus_registry(registry),
+        recovery=recovery,
     )
     register_learn_agents(node)
     register_metrics_timer(node)
+
+    @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
+    async def snapshot_on_shutdown(sender: Any, **kwargs: Any) -> None:
+        for name in sorted(recovery.live):
+            recovery.take(registry.get(name))
+
     return node

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     models: Path = Path("models.toml")
     state_dir: Path = Path(".state")
     admin_token: SecretStr | None = None
+    snapshot_key: SecretStr | None = None
+    snapshot_retention: int = Field(default=5, ge=1)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
 

@@ -18,6 +18,7 @@ def register_learn_agents(node: Node) -> None:
     """
     registry = node.registry
     topics = node.topics
+    recovery = node.recovery
 
     @node.app.agent(topics.events_topic, name="learn")  # type: ignore[untyped-decorator]
     async def learn(stream: Any) -> None:
@@ -31,6 +32,8 @@ def register_learn_agents(node: Node) -> None:
                 now=time.time(),
             )
             await publish(topics, outcome, message.key)
+            for model in outcome.snapshot_due:
+                await recovery.take_and_publish(model)
 
     @node.app.agent(topics.labels_topic, name="label")  # type: ignore[untyped-decorator]
     async def label(stream: Any) -> None:
@@ -44,3 +47,5 @@ def register_learn_agents(node: Node) -> None:
                 now=time.time(),
             )
             await publish(topics, outcome, message.key)
+            for model in outcome.snapshot_due:
+                await recovery.take_and_publish(model)

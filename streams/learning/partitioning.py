@@ -16,7 +16,7 @@ from aiokafka.partitioner import murmur2
 
 def partition_for(model: str, partitions: int) -> int:
     """The partition of ``model``'s events and labels among ``partitions``."""
-    return (murmur2(model.encode()) & 0x7FFFFFFF) % partitions
+    return int(murmur2(model.encode()) & 0x7FFFFFFF) % partitions
 
 
 def tp_key(topic: str, partition: int) -> str:

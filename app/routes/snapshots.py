@@ -1,0 +1,43 @@
+"""Snapshots of a model: take one, list them, roll back to one (admin routes need the token)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, status
+
+from app.deps import AdminDep, ModelDep, NodeDep
+from app.schemas import RestoreOut, SnapshotOut
+
+router = APIRouter(prefix="/models/{name}/snapshots", tags=["snapshots"])
+
+_ADMIN: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or wrong token"},
+    403: {"description": "No token set"},
+}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SnapshotOut, responses=_ADMIN)
+async def create_snapshot(model: ModelDep, node: NodeDep, _: AdminDep) -> SnapshotOut:
+    """Admin: snapshot the model now (signed, written atomically, published)."""
+    info = await node.recovery.take_and_publish(model)
+    return SnapshotOut(**info.public())
+
+
+@router.get("", response_model=list[SnapshotOut])
+async def read_snapshots(model: ModelDep, node: NodeDep) -> list[SnapshotOut]:
+    """Versions kept for the model, oldest first, with time, offsets and size."""
+    store = node.recovery.store
+    return [SnapshotOut(**store.info(model.name, v).public()) for v in store.versions(model.name)]
+
+
+@router.post("/{version}/restore", response_model=RestoreOut, responses=_ADMIN)
+async def restore_snapshot(version: int, model: ModelDep, node: NodeDep, _: AdminDep) -> RestoreOut:
+    """Admin: roll the live model back to a snapshot; it keeps learning from here."""
+    restored, info = node.recovery.rollback(model.name, version)
+    return RestoreOut(
+        model=restored.name,
+        model_version=restored.model_version,
+        n_learned=restored.n_learned,
+        snapshot=SnapshotOut(**info.public()),
+    )
