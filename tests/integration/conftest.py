@@ -39,13 +39,19 @@ def free_port(pairs: bool = False) -> int:
 
 
 @pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Bootstrap address of a single-node KRaft broker started for this test session."""
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """A single-node KRaft broker started for this test session."""
     state = tmp_path_factory.mktemp("kafka-state")
     broker = LocalKafka(state, "127.0.0.1", free_port(pairs=True), version=KAFKA_VERSION)
     broker.start()
-    yield broker.bootstrap
+    yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka(kafka_broker: LocalKafka) -> str:
+    """Bootstrap address of the session's broker."""
+    return kafka_broker.bootstrap
 
 
 class NodeProcess:
@@ -93,6 +99,12 @@ class NodeProcess:
                 pass
             time.sleep(0.3)
         raise AssertionError(f"worker not ready in {timeout} s:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """kill -9: no shutdown hook runs, nothing is flushed."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
