@@ -84,6 +84,7 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
             id_prefix=args.id_prefix,
             label_column=args.label_column,
             label_delay=args.label_delay,
+            batch=args.batch,
             progress=not args.quiet,
         )
     )
@@ -192,6 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--label-delay", type=int, default=0, metavar="K",
         help="send labels on the labels topic K events after their event (default: inline)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--batch", type=int, default=100, metavar="N",
+        help="events per Kafka message, sent as a JSON array (default 100; 1 sends single objects)",
     )  # fmt: skip
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     replay.set_defaults(handler=_replay)

@@ -89,7 +89,8 @@ def build_node(settings: Settings) -> Node:
 
     @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
     async def snapshot_on_shutdown(sender: Any, **kwargs: Any) -> None:
-        for name in sorted(recovery.live):
-            recovery.take(registry.get(name))
+        async with recovery.lock:
+            for name in sorted(recovery.live):
+                recovery.take(registry.get(name))
 
     return node

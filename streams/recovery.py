@@ -10,6 +10,7 @@ snapshot is learned once more into the restored model, and none before it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -72,6 +73,8 @@ class Recovery:
         self.live: set[str] = set()
         self.restored = False
         self.last_restore_seconds: float | None = None
+        #: Held while a message is being learned (in slices) and while a snapshot is taken.
+        self.lock = asyncio.Lock()
 
     def take(self, model: OnlineModel) -> SnapshotInfo:
         """Write a snapshot of ``model`` now (atomically, signed)."""
@@ -93,24 +96,27 @@ class Recovery:
         await self.snapshots_topic.send(key=info.model.encode(), value=value)
 
     async def take_and_publish(self, model: OnlineModel) -> SnapshotInfo:
-        info = self.take(model)
+        """Snapshot between two messages, never in the middle of one; then publish it."""
+        async with self.lock:
+            info = self.take(self.registry.get(model.name))
         await self.publish(info)
         return info
 
-    def rollback(self, name: str, version: int) -> tuple[OnlineModel, SnapshotInfo]:
+    async def rollback(self, name: str, version: int) -> tuple[OnlineModel, SnapshotInfo]:
         """Roll the live model back to ``version``: its learned state, at today's offsets.
 
         The rolled-back model gets a new ``model_version`` and is snapshotted at once, so a
         crash cannot bring back the state it replaced.
         """
-        current = self.registry.get(name)
-        state, info = self.store.read(name, version)
-        offsets = self.registry.offsets_for(current)
-        model = self.registry.reset_model(name)
-        model.restore_state(state)
-        model.offsets = offsets
-        model.model_version = current.model_version + 1
-        self.take(model)
+        async with self.lock:
+            current = self.registry.get(name)
+            state, info = self.store.read(name, version)
+            offsets = self.registry.offsets_for(current)
+            model = self.registry.reset_model(name)
+            model.restore_state(state)
+            model.offsets = offsets
+            model.model_version = current.model_version + 1
+            self.take(model)
         return model, info
 
     async def resume_positions(

@@ -119,62 +119,89 @@ async def replay(
     id_prefix: str | None = None,
     label_column: str = "label",
     label_delay: int = 0,
+    batch: int = 1,
     progress: bool = True,
 ) -> int:
     """Send each row as an event keyed by ``model``; returns how many were sent.
 
-    With ``label_delay = k > 0`` events go out without their label, and each label follows on
-    the labels topic once ``k`` more events have been sent (as River's ``delay=k``).
+    ``batch`` events go in one message (a JSON array; 1 sends single objects). With
+    ``label_delay = k > 0`` events go out without their label, and each label follows on the
+    labels topic once ``k`` more events have been sent (as River's ``delay=k``).
     """
     rows = iter_source(source, limit=limit, label_column=label_column)
     prefix = id_prefix if id_prefix is not None else uuid.uuid4().hex[:8]
-    topic = settings.topic_name("events")
-    labels_topic = settings.topic_name("labels")
-    held: deque[tuple[str, Any]] = deque()
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
-    )
-    await producer.start()
-    sent = 0
-    started = time.monotonic()
-    try:
+    held: deque[dict[str, Any]] = deque()
+    async with _Sender(settings, model, batch) as sender:
         with tqdm(total=limit, unit="ev", disable=not progress, desc=f"replay {source}") as bar:
-            pending = []
             for i, (x, y) in enumerate(rows):
                 event_id = f"{prefix}-{i}"
                 if len(held) >= label_delay > 0:
-                    pending.append(
-                        await _send_label(producer, labels_topic, model, *held.popleft())
-                    )
+                    await sender.add("labels", held.popleft())
                 event: dict[str, Any] = {"event_id": event_id, "model": model, "features": x}
                 if y is not None and label_delay > 0:
-                    held.append((event_id, y))
+                    held.append({"event_id": event_id, "model": model, "label": y})
                 elif y is not None:
                     event["label"] = y
-                pending.append(await producer.send(topic, orjson.dumps(event), key=model.encode()))
-                sent += 1
-                if len(pending) >= 500:
-                    await asyncio.gather(*pending)
-                    bar.update(len(pending))
-                    pending.clear()
+                await sender.add("events", event)
+                bar.update(1)
                 if rate:
-                    ahead = sent / rate - (time.monotonic() - started)
-                    if ahead > 0:
-                        await asyncio.gather(*pending)
-                        bar.update(len(pending))
-                        pending.clear()
-                        await asyncio.sleep(ahead)
+                    await sender.pace(rate)
             while held:
-                pending.append(await _send_label(producer, labels_topic, model, *held.popleft()))
-            await asyncio.gather(*pending)
-            bar.update(len(pending))
-    finally:
-        await producer.stop()
-    return sent
+                await sender.add("labels", held.popleft())
+    return sender.n_events
 
 
-async def _send_label(
-    producer: AIOKafkaProducer, topic: str, model: str, event_id: str, label: Any
-) -> Any:
-    value = orjson.dumps({"event_id": event_id, "model": model, "label": label})
-    return await producer.send(topic, value, key=model.encode())
+class _Sender:
+    """Batches values per topic into messages and keeps the produce futures in check."""
+
+    def __init__(self, settings: Settings, model: str, batch: int) -> None:
+        self.settings = settings
+        self.key = model.encode()
+        self.batch = max(1, batch)
+        self.buffers: dict[str, list[dict[str, Any]]] = {"events": [], "labels": []}
+        self.inflight: list[Any] = []
+        self.n_events = 0
+        self.started = time.monotonic()
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
+        )
+
+    async def __aenter__(self) -> _Sender:
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                for name in self.buffers:
+                    await self._flush(name)
+                await asyncio.gather(*self.inflight)
+        finally:
+            await self.producer.stop()
+
+    async def add(self, name: str, value: dict[str, Any]) -> None:
+        buffer = self.buffers[name]
+        buffer.append(value)
+        self.n_events += name == "events"
+        if len(buffer) >= self.batch:
+            await self._flush(name)
+
+    async def pace(self, rate: float) -> None:
+        """Sleep so that events go out at ``rate`` per second."""
+        ahead = self.n_events / rate - (time.monotonic() - self.started)
+        if ahead > 0:
+            for name in self.buffers:
+                await self._flush(name)
+            await asyncio.sleep(ahead)
+
+    async def _flush(self, name: str) -> None:
+        buffer = self.buffers[name]
+        if not buffer:
+            return
+        value = orjson.dumps(buffer[0] if self.batch == 1 else buffer)
+        topic = self.settings.topic_name(name)
+        self.inflight.append(await self.producer.send(topic, value, key=self.key))
+        buffer.clear()
+        if len(self.inflight) >= 500:
+            await asyncio.gather(*self.inflight)
+            self.inflight.clear()

@@ -34,7 +34,7 @@ async def read_snapshots(model: ModelDep, node: NodeDep) -> list[SnapshotOut]:
 @router.post("/{version}/restore", response_model=RestoreOut, responses=_ADMIN)
 async def restore_snapshot(version: int, model: ModelDep, node: NodeDep, _: AdminDep) -> RestoreOut:
     """Admin: roll the live model back to a snapshot; it keeps learning from here."""
-    restored, info = node.recovery.rollback(model.name, version)
+    restored, info = await node.recovery.rollback(model.name, version)
     return RestoreOut(
         model=restored.name,
         model_version=restored.model_version,

@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,14 @@ class Outcome:
     snapshot_due: list[OnlineModel] = field(default_factory=list)
     #: Elements skipped because the model's snapshot already holds them (replay after restore).
     n_replayed: int = 0
+
+
+def _last(outcomes: Iterator[Outcome]) -> Outcome:
+    """Run a sliced handling to its end."""
+    outcome = Outcome()
+    for outcome in outcomes:  # noqa: B007 (the last one is the whole outcome)
+        pass
+    return outcome
 
 
 class ModelRegistry:
@@ -96,46 +105,67 @@ class ModelRegistry:
         self, raw: bytes, *, topic: str, partition: int, offset: int, now: float
     ) -> Outcome:
         """Decode one ``events`` message and run each valid event through its model."""
-
-        def step(model: OnlineModel, event: Event) -> Step:
-            return model.process(event, now)
-
-        return self._handle(
-            decode_events(raw, self.max_event_bytes), step, raw, topic, partition, offset
+        return _last(
+            self.iter_events(raw, topic=topic, partition=partition, offset=offset, now=now)
         )
 
     def handle_labels(
         self, raw: bytes, *, topic: str, partition: int, offset: int, now: float
     ) -> Outcome:
         """Decode one ``labels`` message and complete each pending prediction it names."""
+        return _last(
+            self.iter_labels(raw, topic=topic, partition=partition, offset=offset, now=now)
+        )
+
+    def iter_events(
+        self, raw: bytes, *, topic: str, partition: int, offset: int, now: float,
+        slice_seconds: float = float("inf"),
+    ) -> Iterator[Outcome]:  # fmt: skip
+        """:meth:`handle_events` in slices: the outcome so far is yielded each time
+        ``slice_seconds`` of work have passed (so a caller can let others run), and at the end."""
+
+        def step(model: OnlineModel, event: Event) -> Step:
+            return model.process(event, now)
+
+        items = decode_events(raw, self.max_event_bytes)
+        return self._handle(items, step, raw, (topic, partition, offset), slice_seconds)
+
+    def iter_labels(
+        self, raw: bytes, *, topic: str, partition: int, offset: int, now: float,
+        slice_seconds: float = float("inf"),
+    ) -> Iterator[Outcome]:  # fmt: skip
+        """:meth:`handle_labels` in slices, as :meth:`iter_events`."""
 
         def step(model: OnlineModel, label: Label) -> Step:
             return model.process_label(label, now)
 
-        return self._handle(
-            decode_labels(raw, self.max_event_bytes), step, raw, topic, partition, offset
-        )
+        items = decode_labels(raw, self.max_event_bytes)
+        return self._handle(items, step, raw, (topic, partition, offset), slice_seconds)
 
     def _handle(
         self,
         items: list[Any],
         step: Callable[[OnlineModel, Any], Step],
         raw: bytes,
-        topic: str,
-        partition: int,
-        offset: int,
-    ) -> Outcome:
+        where: tuple[str, int, int],
+        slice_seconds: float,
+    ) -> Iterator[Outcome]:
         outcome = Outcome()
+        topic, partition, offset = where
         key = tp_key(topic, partition)
+        since = time.perf_counter()
         for item in items:
+            if time.perf_counter() - since >= slice_seconds:
+                yield outcome
+                since = time.perf_counter()
             if isinstance(item, InvalidEvent):
                 named = self.models.get(item.model) if item.model else None
-                self._dead_letter(outcome, item, named, raw, (topic, partition, offset))
+                self._dead_letter(outcome, item, named, raw, where)
                 continue
             model = self.models.get(item.model)
             if model is None:
                 error = InvalidEvent(f"unknown model {item.model!r}", "model")
-                self._dead_letter(outcome, error, None, raw, (topic, partition, offset))
+                self._dead_letter(outcome, error, None, raw, where)
                 continue
             if offset < model.offsets.get(key, 0):
                 outcome.n_replayed += 1
@@ -143,7 +173,7 @@ class ModelRegistry:
             try:
                 result = step(model, item)
             except InvalidEvent as exc:
-                self._dead_letter(outcome, exc, model, raw, (topic, partition, offset))
+                self._dead_letter(outcome, exc, model, raw, where)
                 continue
             if result.record is not None:
                 outcome.predictions.append(result.record)
@@ -156,7 +186,7 @@ class ModelRegistry:
             if due and model not in outcome.snapshot_due:
                 outcome.snapshot_due.append(model)
         self.positions[key] = offset + 1
-        return outcome
+        yield outcome
 
     def _dead_letter(
         self,

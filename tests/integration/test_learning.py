@@ -30,11 +30,14 @@ def river_reference() -> dict[str, float]:
     return {type(m).__name__: m.get() for m in metric}
 
 
-def test_phishing_replayed_through_kafka_matches_progressive_val_score(start_node: Any) -> None:
+@pytest.mark.parametrize("batch", [1, 100])
+def test_phishing_replayed_through_kafka_matches_progressive_val_score(
+    start_node: Any, batch: int
+) -> None:
     node = start_node(PHISHING)
     replay = subprocess.run(
         [sys.executable, "-m", "streams.cli", "replay", "river:Phishing", "--model", "phishing",
-         "--quiet"],
+         "--batch", str(batch), "--quiet"],
         env=node.env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert replay.returncode == 0, replay.stderr
@@ -50,8 +53,10 @@ def test_phishing_replayed_through_kafka_matches_progressive_val_score(start_nod
     assert served["cumulative"]["ROCAUC"] == pytest.approx(expected["ROCAUC"], abs=1e-9)
     assert served["cumulative"]["Accuracy"] == pytest.approx(0.8928, abs=1e-9)
 
-    predictions = run(consume(node.env["STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS"],
-                              node.topic("predictions"), 1250))  # fmt: skip
+    messages = run(consume(node.env["STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS"],
+                           node.topic("predictions"), -(-1250 // batch)))  # fmt: skip
+    assert len(messages) == -(-1250 // batch)  # one predictions message per input message
+    predictions = [p for m in messages for p in (m if isinstance(m, list) else [m])]
     assert len(predictions) == 1250
     assert {p["model"] for p in predictions} == {"phishing"}
     assert all(set(p["proba"]) == {"true", "false"} for p in predictions)

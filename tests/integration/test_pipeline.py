@@ -46,6 +46,14 @@ metrics = ["Accuracy"]
 rolling_window = 500
 drift = ["ADWIN()"]
 
+[models.drift_batched]
+task = "binary"
+pipeline = "naive_bayes.GaussianNB()"
+preprocess = "none"
+metrics = ["Accuracy"]
+rolling_window = 500
+drift = ["ADWIN()"]
+
 [models.drift_retrain]
 task = "binary"
 pipeline = "naive_bayes.GaussianNB()"
@@ -81,6 +89,9 @@ def node(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeP
         await replay(settings, "river:TrumpApproval", "trump", progress=False)
         for name in ("drift_alert", "drift_retrain"):
             await replay(settings, DRIFTING, name, limit=N_DRIFTING, progress=False)
+        await replay(
+            settings, DRIFTING, "drift_batched", limit=N_DRIFTING, batch=400, progress=False
+        )
 
     asyncio.run(feed())
     users = tmp_path_factory.mktemp("users") / "users.jsonl"
@@ -136,7 +147,7 @@ def test_multiclass_and_regression_match_river_exactly(node: NodeProcess) -> Non
 
 
 def test_drift_fires_where_river_fires_and_retrain_recovers(node: NodeProcess) -> None:
-    for name in ("drift_alert", "drift_retrain"):
+    for name in ("drift_alert", "drift_retrain", "drift_batched"):
         node.wait_for(name, "n_learned", N_DRIFTING, timeout=120)
     model, detector, offline = naive_bayes.GaussianNB(), drift.ADWIN(), []
     stream = datasets.synth.ConceptDriftStream(seed=42, position=3000, width=50)
@@ -147,6 +158,8 @@ def test_drift_fires_where_river_fires_and_retrain_recovers(node: NodeProcess) -
         model.learn_one(x, y)
     alert = node.get("/models/drift_alert/drift").json()
     assert [d["n_learned"] for d in alert["recent"]] == offline
+    batched = node.get("/models/drift_batched/drift").json()
+    assert [d["n_learned"] for d in batched["recent"]] == offline
     (adwin,) = alert["detectors"]
     assert adwin["name"] == "ADWIN" and adwin["input"] == "error"
     assert adwin["n_detections"] == len(offline) and adwin["last_detection_at"]
@@ -189,5 +202,13 @@ def test_drift_topic_carries_each_detection(node: NodeProcess) -> None:
 
 def test_models_are_independent_on_one_node(node: NodeProcess) -> None:
     names = [m["name"] for m in node.get("/models").json()]
-    assert names == ["late", "segments", "trump", "drift_alert", "drift_retrain", "users"]
+    assert names == [
+        "late",
+        "segments",
+        "trump",
+        "drift_alert",
+        "drift_batched",
+        "drift_retrain",
+        "users",
+    ]
     assert node.get("/models/trump/drift").json()["detectors"] == []
