@@ -1,0 +1,51 @@
+"""The Faust floor: a Faust agent that does nothing but count messages.
+
+Run by ``bench/run.py`` as its own process:
+    python bench/floor.py BOOTSTRAP TOPIC COUNT
+It prints one JSON line ``{"messages": n, "seconds": s}`` (first to last message) and exits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from typing import Any
+
+import faust
+import orjson
+
+
+def main() -> None:
+    bootstrap, topic_name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    app = faust.App(
+        f"floor-{uuid.uuid4().hex[:8]}",
+        broker=f"kafka://{bootstrap}",
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        store="memory://",
+        datadir=f"/tmp/streamlearn-floor-{os.getpid()}",  # noqa: S108 (a throwaway bench dir)
+    )
+    topic = app.topic(topic_name, key_type=bytes, value_type=bytes, value_serializer="raw")
+    seen = {"n": 0, "first": 0.0}
+
+    @app.agent(topic)  # type: ignore[untyped-decorator]
+    async def count_messages(stream: Any) -> None:
+        async for _ in stream:
+            if seen["n"] == 0:
+                seen["first"] = time.perf_counter()
+            seen["n"] += 1
+            if seen["n"] == count:
+                elapsed = time.perf_counter() - seen["first"]
+                sys.stdout.write(
+                    orjson.dumps({"messages": count, "seconds": elapsed}).decode() + "\n"
+                )
+                sys.stdout.flush()
+                os._exit(0)
+
+    faust.Worker(app, loglevel="error").execute_from_commandline()
+
+
+if __name__ == "__main__":
+    main()

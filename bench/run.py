@@ -1,0 +1,407 @@
+"""streamlearn's cost next to its two limits, measured side by side in one run.
+
+    .venv/bin/python bench/run.py            # about 4 minutes on 2 cores
+    .venv/bin/python bench/run.py --quick    # smaller streams, for a smoke run
+
+For each model it measures, on River's Agrawal stream:
+  raw      the raw River loop in this process (predict, metric, learn; no I/O)
+  single   a streamlearn node learning a backlog of one-event Kafka messages
+  batched  the same node learning a backlog of 500-event messages
+and, once: the Faust floor (an agent that only counts messages, same broker), the
+end-to-end latency at a fixed rate, HTTP predict latency while learning flat out and idle,
+and memory per model and per pending prediction. Figures go to bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from river import datasets, metrics
+
+from streams.broker.local import LocalKafka
+from streams.learning.model import Limits
+from streams.learning.pipeline import parse_estimator
+from streams.learning.registry import ModelRegistry
+from streams.learning.spec import ModelSpec
+from streams.settings import Settings
+from streams.topics import create_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+MODELS = {
+    "linear": ("preprocessing.StandardScaler() | linear_model.LogisticRegression()", 40_000),
+    "hoeffding": ("tree.HoeffdingTreeClassifier()", 20_000),
+    "arf": ("forest.ARFClassifier(seed=1, n_models=5)", 4_000),
+}
+BATCH = 500
+
+
+def rows(n: int) -> list[tuple[dict[str, Any], int]]:
+    return list(itertools.islice(datasets.synth.Agrawal(seed=42), n))
+
+
+def raw_loop(pipeline: str, data: list[tuple[dict[str, Any], int]]) -> float:
+    """Events/s of River alone: predict_proba_one, Accuracy, learn_one."""
+    model, metric = parse_estimator(pipeline), metrics.Accuracy()
+    started = time.perf_counter()
+    for x, y in data:
+        proba = model.predict_proba_one(x)
+        if proba:
+            metric.update(y, max(proba, key=proba.get))
+        model.learn_one(x, y)
+    return len(data) / (time.perf_counter() - started)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, v, key=key) for v in values]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def event_messages(model: str, data: list[tuple[dict[str, Any], int]], batch: int) -> list[bytes]:
+    events = [
+        {"event_id": f"{model}-{i}", "model": model, "features": x, "label": y}
+        for i, (x, y) in enumerate(data)
+    ]
+    if batch == 1:
+        return [orjson.dumps(e) for e in events]
+    return [orjson.dumps(events[i : i + batch]) for i in range(0, len(events), batch)]
+
+
+class Node:
+    """A ``streamlearn worker`` on its own topics."""
+
+    def __init__(self, bootstrap: str, models_toml: str, workdir: Path) -> None:
+        self.prefix = f"b{uuid.uuid4().hex[:8]}."
+        self.port = free_port()
+        (workdir / "models.toml").write_text(models_toml)
+        self.settings = Settings(kafka_bootstrap_servers=bootstrap, topic_prefix=self.prefix)
+        self.env = {
+            **os.environ,
+            "STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "STREAMLEARN_TOPIC_PREFIX": self.prefix,
+            "STREAMLEARN_APP_ID": self.prefix,
+            "STREAMLEARN_MODELS": str(workdir / "models.toml"),
+            "STREAMLEARN_STATE_DIR": str(workdir / "state"),
+            "STREAMLEARN_HTTP_PORT": str(self.port),
+        }
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = (self.workdir / "worker.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--loglevel", "warning"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"node not ready; see {self.workdir / 'worker.log'}")
+
+    def state(self, model: str) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.url}/models/{model}", timeout=10).json())
+
+    def learn_rate(self, model: str, n: int) -> float:
+        """Poll until ``n`` are learned; events/s between the first poll that saw learning
+        and the one that saw the end."""
+        first: tuple[float, int] | None = None
+        while True:
+            learned = int(self.state(model)["n_learned"])
+            now = time.perf_counter()
+            if first is None and learned > 0:
+                first = (now, learned)
+            if learned >= n and first is not None and now > first[0]:
+                return (n - first[1]) / (now - first[0])
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def node_throughput(
+    bootstrap: str, name: str, pipeline: str, data: Any, batch: int, tmp: Path
+) -> float:
+    toml = (
+        f'[models.{name}]\ntask = "binary"\npipeline = "{pipeline}"\npreprocess = "none"\n'
+        f'metrics = ["Accuracy"]\nsnapshot_every = 100000000\n'
+    )
+    node = Node(bootstrap, toml, tmp / f"{name}-{batch}")
+    node.workdir.mkdir()
+    asyncio.run(create_topics(node.settings))
+    asyncio.run(
+        produce(
+            bootstrap,
+            node.settings.topic_name("events"),
+            event_messages(name, data, batch),
+            name.encode(),
+        )
+    )
+    node.start()
+    try:
+        return node.learn_rate(name, len(data))
+    finally:
+        node.stop()
+
+
+def faust_floor(bootstrap: str, n: int) -> float:
+    topic = f"floor-{uuid.uuid4().hex[:8]}"
+    x, y = rows(1)[0]
+    value = orjson.dumps({"event_id": "e", "model": "m", "features": x, "label": y})
+    asyncio.run(produce(bootstrap, topic, [value] * n, b"m"))
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "floor.py"), bootstrap, topic, str(n)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    result = orjson.loads(out.stdout.strip().splitlines()[-1])
+    return float(result["messages"] / result["seconds"])
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": 1000 * ordered[len(ordered) // 2],
+        "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+    }
+
+
+async def end_to_end(node: Node, name: str, rate: float, n: int) -> dict[str, float]:
+    """Produce single-event messages at ``rate``; latency until each prediction is readable."""
+    bootstrap = node.settings.kafka_bootstrap_servers
+    consumer = AIOKafkaConsumer(
+        node.settings.topic_name("predictions"),
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="latest",
+    )
+    await consumer.start()
+    await consumer.seek_to_end()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    data = rows(n)
+
+    async def send() -> None:
+        started = time.perf_counter()
+        for i, (x, y) in enumerate(data):
+            event_id = f"lat-{i}"
+            sent[event_id] = time.perf_counter()
+            value = orjson.dumps({"event_id": event_id, "model": name, "features": x, "label": y})
+            await producer.send(node.settings.topic_name("events"), value, key=name.encode())
+            delay = (i + 1) / rate - (time.perf_counter() - started)
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    sender = asyncio.create_task(send())
+    while len(latencies) < n:
+        batches = await consumer.getmany(timeout_ms=200)
+        now = time.perf_counter()
+        for records in batches.values():
+            for record in records:
+                value = orjson.loads(record.value)
+                for p in value if isinstance(value, list) else [value]:
+                    if p["event_id"] in sent:
+                        latencies.append(now - sent[p["event_id"]])
+    await sender
+    await producer.stop()
+    await consumer.stop()
+    return percentiles(latencies)
+
+
+def http_predict(url: str, name: str, seconds: float) -> dict[str, float]:
+    x = rows(1)[0][0]
+    samples: list[float] = []
+    with httpx.Client(base_url=url, timeout=10) as client:
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            client.post(f"/models/{name}/predict", json={"features": x}).raise_for_status()
+            samples.append(time.perf_counter() - started)
+    return {**percentiles(samples), "requests_per_s": len(samples) / seconds}
+
+
+def memory() -> dict[str, float]:
+    spec = ModelSpec(name="m", task="binary", pipeline=MODELS["linear"][0], preprocess="none")
+    data = rows(200)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    registry = ModelRegistry(
+        {f"m{i}": spec.model_copy(update={"name": f"m{i}"}) for i in range(100)},
+        Limits(),
+        max_event_bytes=10**6,
+    )
+    for name in registry.models:
+        for i, (x, y) in enumerate(data):
+            registry.handle_events(
+                orjson.dumps({"event_id": str(i), "model": name, "features": x, "label": y}),
+                topic="e",
+                partition=0,
+                offset=i,
+                now=0.0,
+            )
+    per_model = (tracemalloc.get_traced_memory()[0] - before) / 100
+    before = tracemalloc.get_traced_memory()[0]
+    for i, (x, _) in enumerate(rows(10_000)):
+        registry.handle_events(
+            orjson.dumps({"event_id": f"p{i}", "model": "m0", "features": x}),
+            topic="e",
+            partition=0,
+            offset=i,
+            now=0.0,
+        )
+    per_pending = (tracemalloc.get_traced_memory()[0] - before) / 10_000
+    tracemalloc.stop()
+    return {
+        "bytes_per_model_after_200_events": per_model,
+        "bytes_per_pending_prediction": per_pending,
+    }
+
+
+def broker(tmp: Path) -> LocalKafka:
+    port = free_port()
+    kafka = LocalKafka(tmp / "kafka", "127.0.0.1", port, version=Settings().kafka_version)
+    kafka.start()
+    return kafka
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a tenth of the events")
+    args = parser.parse_args()
+    scale = 0.1 if args.quick else 1.0
+    tmp = Path(tempfile.mkdtemp(prefix="streamlearn-bench-"))
+    kafka = broker(tmp)
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "models": {}}
+    try:
+        floor = faust_floor(kafka.bootstrap, int(40_000 * scale))
+        results["faust_floor_msgs_per_s"] = floor
+        for name, (pipeline, n) in MODELS.items():
+            data = rows(max(500, int(n * scale)))
+            raw = raw_loop(pipeline, data)
+            single = node_throughput(kafka.bootstrap, name, pipeline, data, 1, tmp)
+            batched = node_throughput(kafka.bootstrap, name, pipeline, data, BATCH, tmp)
+            ceiling = 1 / (1 / floor + 1 / raw)
+            results["models"][name] = {
+                "pipeline": pipeline,
+                "events": len(data),
+                "raw_per_s": raw,
+                "single_per_s": single,
+                "batched_per_s": batched,
+                "ceiling_per_s": ceiling,
+                "single_over_ceiling": single / ceiling,
+                "batched_over_raw": batched / raw,
+            }
+            print_row(name, results["models"][name], floor)
+        results.update(latency_and_http(kafka.bootstrap, tmp, scale))
+        results["memory"] = memory()
+    finally:
+        kafka.stop()
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+    print_summary(results)
+
+
+def latency_and_http(bootstrap: str, tmp: Path, scale: float) -> dict[str, Any]:
+    pipeline = MODELS["linear"][0]
+    toml = f'[models.lat]\ntask = "binary"\npipeline = "{pipeline}"\npreprocess = "none"\n'
+    node = Node(bootstrap, toml, tmp / "latency")
+    node.workdir.mkdir()
+    asyncio.run(create_topics(node.settings))
+    node.start()
+    try:
+        e2e = asyncio.run(end_to_end(node, "lat", rate=200.0, n=max(200, int(2_000 * scale))))
+        idle = http_predict(node.url, "lat", seconds=3)
+        backlog = event_messages("lat", rows(int(200_000 * scale)), BATCH)
+        backlog = [v.replace(b'"lat-', b'"bulk-') for v in backlog]
+        feeder = threading.Thread(
+            target=lambda: asyncio.run(
+                produce(bootstrap, node.settings.topic_name("events"), backlog, b"lat")
+            )
+        )
+        feeder.start()
+        while node.state("lat")["n_events"] < 5_000 * scale:
+            time.sleep(0.05)
+        busy = http_predict(node.url, "lat", seconds=3)
+        busy["learned_during"] = node.state("lat")["n_learned"]
+        feeder.join()
+    finally:
+        node.stop()
+    return {
+        "end_to_end_at_200_per_s": e2e,
+        "http_predict_idle": idle,
+        "http_predict_learning": busy,
+    }
+
+
+def print_row(name: str, r: dict[str, Any], floor: float) -> None:
+    sys.stdout.write(
+        f"{name:10s} raw {r['raw_per_s']:>9,.0f}/s  floor {floor:>8,.0f}/s  "
+        f"single {r['single_per_s']:>8,.0f}/s  batched {r['batched_per_s']:>9,.0f}/s  "
+        f"single/ceiling {r['single_over_ceiling']:.2f}  batched/raw {r['batched_over_raw']:.2f}\n"
+    )
+    sys.stdout.flush()
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    e2e, idle, busy = (
+        results["end_to_end_at_200_per_s"],
+        results["http_predict_idle"],
+        results["http_predict_learning"],
+    )
+    mem = results["memory"]
+    sys.stdout.write(
+        f"end-to-end latency at 200 ev/s (single events): p50 {e2e['p50_ms']:.1f} ms, "
+        f"p99 {e2e['p99_ms']:.1f} ms\n"
+        f"HTTP predict idle:     p50 {idle['p50_ms']:.2f} ms  p99 {idle['p99_ms']:.2f} ms  "
+        f"{idle['requests_per_s']:.0f} req/s\n"
+        f"HTTP predict learning: p50 {busy['p50_ms']:.2f} ms  p99 {busy['p99_ms']:.2f} ms  "
+        f"{busy['requests_per_s']:.0f} req/s\n"
+        f"memory: {mem['bytes_per_model_after_200_events'] / 1024:.1f} KiB per model, "
+        f"{mem['bytes_per_pending_prediction']:.0f} B per pending prediction\n"
+        f"written to {RESULTS / 'latest.json'}\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
