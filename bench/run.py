@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import logging
 import os
 import socket
 import subprocess
@@ -26,12 +27,14 @@ import threading
 import time
 import tracemalloc
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from river import datasets, metrics
 
 from streams.broker.local import LocalKafka
@@ -84,6 +87,31 @@ async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes) -
         await producer.stop()
 
 
+async def prediction_times(settings: Settings) -> list[tuple[float, int]]:
+    """``(ts, predictions)`` of every message on the predictions topic (ts in epoch seconds)."""
+    consumer = AIOKafkaConsumer(
+        settings.topic_name("predictions"),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    stamps: list[tuple[float, int]] = []
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=1000)
+            if not batches:
+                break
+            for records in batches.values():
+                for record in records:
+                    value = orjson.loads(record.value)
+                    batch = value if isinstance(value, list) else [value]
+                    stamps.append((datetime.fromisoformat(batch[0]["ts"]).timestamp(), len(batch)))
+    finally:
+        await consumer.stop()
+    return stamps
+
+
 def event_messages(model: str, data: list[tuple[dict[str, Any], int]], batch: int) -> list[bytes]:
     events = [
         {"event_id": f"{model}-{i}", "model": model, "features": x, "label": y}
@@ -98,6 +126,7 @@ class Node:
     """A ``streamlearn worker`` on its own topics."""
 
     def __init__(self, bootstrap: str, models_toml: str, workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
         self.prefix = f"b{uuid.uuid4().hex[:8]}."
         self.port = free_port()
         (workdir / "models.toml").write_text(models_toml)
@@ -137,17 +166,15 @@ class Node:
         return dict(httpx.get(f"{self.url}/models/{model}", timeout=10).json())
 
     def learn_rate(self, model: str, n: int) -> float:
-        """Poll until ``n`` are learned; events/s between the first poll that saw learning
-        and the one that saw the end."""
-        first: tuple[float, int] | None = None
-        while True:
-            learned = int(self.state(model)["n_learned"])
-            now = time.perf_counter()
-            if first is None and learned > 0:
-                first = (now, learned)
-            if learned >= n and first is not None and now > first[0]:
-                return (n - first[1]) / (now - first[0])
-            time.sleep(0.01)
+        """Wait until ``n`` are learned; events/s from the node's own prediction timestamps
+        (first to last prediction published)."""
+        while int(self.state(model)["n_learned"]) < n:
+            time.sleep(0.05)
+        # One stamp per input message (its events share the time the message was taken up):
+        # between the first and the last stamp, all but the last message were learned.
+        stamps = sorted(asyncio.run(prediction_times(self.settings)))
+        (first, _), (last, last_size) = stamps[0], stamps[-1]
+        return (n - last_size) / (last - first)
 
     def stop(self) -> None:
         if self.process:
@@ -163,7 +190,6 @@ def node_throughput(
         f'metrics = ["Accuracy"]\nsnapshot_every = 100000000\n'
     )
     node = Node(bootstrap, toml, tmp / f"{name}-{batch}")
-    node.workdir.mkdir()
     asyncio.run(create_topics(node.settings))
     asyncio.run(
         produce(
@@ -180,8 +206,18 @@ def node_throughput(
         node.stop()
 
 
+async def create_topic(bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
+
+
 def faust_floor(bootstrap: str, n: int) -> float:
     topic = f"floor-{uuid.uuid4().hex[:8]}"
+    asyncio.run(create_topic(bootstrap, topic))
     x, y = rows(1)[0]
     value = orjson.dumps({"event_id": "e", "model": "m", "features": x, "label": y})
     asyncio.run(produce(bootstrap, topic, [value] * n, b"m"))
@@ -192,7 +228,8 @@ def faust_floor(bootstrap: str, n: int) -> float:
         timeout=300,
         check=True,
     )
-    result = orjson.loads(out.stdout.strip().splitlines()[-1])
+    line = next(ln for ln in reversed(out.stdout.splitlines()) if ln.startswith('{"messages"'))
+    result = orjson.loads(line)
     return float(result["messages"] / result["seconds"])
 
 
@@ -298,6 +335,13 @@ def memory() -> dict[str, float]:
 
 def broker(tmp: Path) -> LocalKafka:
     port = free_port()
+    while True:  # the controller listens on port + 1
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + 1))
+            break
+        except OSError:
+            port = free_port()
     kafka = LocalKafka(tmp / "kafka", "127.0.0.1", port, version=Settings().kafka_version)
     kafka.start()
     return kafka
@@ -309,6 +353,7 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="a tenth of the events")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
     scale = 0.1 if args.quick else 1.0
     tmp = Path(tempfile.mkdtemp(prefix="streamlearn-bench-"))
     kafka = broker(tmp)
@@ -317,7 +362,7 @@ def main() -> None:
         floor = faust_floor(kafka.bootstrap, int(40_000 * scale))
         results["faust_floor_msgs_per_s"] = floor
         for name, (pipeline, n) in MODELS.items():
-            data = rows(max(500, int(n * scale)))
+            data = rows(max(4 * BATCH, int(n * scale)))
             raw = raw_loop(pipeline, data)
             single = node_throughput(kafka.bootstrap, name, pipeline, data, 1, tmp)
             batched = node_throughput(kafka.bootstrap, name, pipeline, data, BATCH, tmp)
@@ -346,7 +391,6 @@ def latency_and_http(bootstrap: str, tmp: Path, scale: float) -> dict[str, Any]:
     pipeline = MODELS["linear"][0]
     toml = f'[models.lat]\ntask = "binary"\npipeline = "{pipeline}"\npreprocess = "none"\n'
     node = Node(bootstrap, toml, tmp / "latency")
-    node.workdir.mkdir()
     asyncio.run(create_topics(node.settings))
     node.start()
     try:

@@ -15,13 +15,14 @@ logger = logging.getLogger(__name__)
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
-async def publish(topics: Topics, outcome: Outcome, key: bytes | None) -> None:
+def publish(topics: Topics, outcome: Outcome, key: bytes | None) -> None:
     """One predictions message per input message (an array for a batch), one per detection
-    and one per dead letter."""
+    and one per dead letter; handed to the producer's buffer without waiting (Faust flushes
+    it in the background, in order)."""
     predictions = outcome.predictions
     if predictions:
         value: Any = predictions[0] if len(predictions) == 1 else predictions
-        await topics.predictions_topic.send(
+        topics.predictions_topic.send_soon(
             key=predictions[0]["model"].encode(), value=orjson.dumps(value, option=_OPTIONS)
         )
     for detection in outcome.detections:
@@ -29,7 +30,7 @@ async def publish(topics: Topics, outcome: Outcome, key: bytes | None) -> None:
             "drift: %s on %s of %s at n_learned=%d",
             detection["detector"], detection["input"], detection["model"], detection["n_learned"],
         )  # fmt: skip
-        await topics.drift_topic.send(
+        topics.drift_topic.send_soon(
             key=detection["model"].encode(), value=orjson.dumps(detection, option=_OPTIONS)
         )
     for letter in outcome.dead_letters:
@@ -37,4 +38,4 @@ async def publish(topics: Topics, outcome: Outcome, key: bytes | None) -> None:
             "dead letter from %s[%d]@%d: %s",
             letter["topic"], letter["partition"], letter["offset"], letter["error"],
         )  # fmt: skip
-        await topics.dead_letters_topic.send(key=key, value=orjson.dumps(letter))
+        topics.dead_letters_topic.send_soon(key=key, value=orjson.dumps(letter))

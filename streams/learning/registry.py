@@ -42,11 +42,12 @@ class Outcome:
     n_replayed: int = 0
 
 
-def _last(outcomes: Iterator[Outcome]) -> Outcome:
+def _last(steps: Iterator[Outcome | None]) -> Outcome:
     """Run a sliced handling to its end."""
     outcome = Outcome()
-    for outcome in outcomes:  # noqa: B007 (the last one is the whole outcome)
-        pass
+    for step in steps:
+        if step is not None:
+            outcome = step
     return outcome
 
 
@@ -120,9 +121,9 @@ class ModelRegistry:
     def iter_events(
         self, raw: bytes, *, topic: str, partition: int, offset: int, now: float,
         slice_seconds: float = float("inf"),
-    ) -> Iterator[Outcome]:  # fmt: skip
-        """:meth:`handle_events` in slices: the outcome so far is yielded each time
-        ``slice_seconds`` of work have passed (so a caller can let others run), and at the end."""
+    ) -> Iterator[Outcome | None]:  # fmt: skip
+        """:meth:`handle_events` in slices: ``None`` is yielded each time ``slice_seconds`` of
+        work have passed (so a caller can let others run), and the outcome at the end."""
 
         def step(model: OnlineModel, event: Event) -> Step:
             return model.process(event, now)
@@ -133,7 +134,7 @@ class ModelRegistry:
     def iter_labels(
         self, raw: bytes, *, topic: str, partition: int, offset: int, now: float,
         slice_seconds: float = float("inf"),
-    ) -> Iterator[Outcome]:  # fmt: skip
+    ) -> Iterator[Outcome | None]:  # fmt: skip
         """:meth:`handle_labels` in slices, as :meth:`iter_events`."""
 
         def step(model: OnlineModel, label: Label) -> Step:
@@ -149,14 +150,14 @@ class ModelRegistry:
         raw: bytes,
         where: tuple[str, int, int],
         slice_seconds: float,
-    ) -> Iterator[Outcome]:
+    ) -> Iterator[Outcome | None]:
         outcome = Outcome()
         topic, partition, offset = where
         key = tp_key(topic, partition)
         since = time.perf_counter()
         for item in items:
             if time.perf_counter() - since >= slice_seconds:
-                yield outcome
+                yield None
                 since = time.perf_counter()
             if isinstance(item, InvalidEvent):
                 named = self.models.get(item.model) if item.model else None
