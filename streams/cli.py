@@ -67,6 +67,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     loop.run_until_complete(create_topics(settings))
     serve_asgi(node.app, create_api(node), host=settings.http_host, port=settings.http_port)
     worker = faust.Worker(node.app, loglevel=args.loglevel, loop=loop)
+    # Faust's terminal spinner sets the root logger to DEBUG at levels >= WARNING, which makes
+    # every library debug call build a log record on the hot path.
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from streams.agents.publish import publish
+from streams.agents.publish import Publisher
 from streams.learning.registry import Outcome
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ def register_learn_agents(node: Node) -> None:
     async def consume(stream: Any, handle: Handle) -> None:
         async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN):
             due = []
+            publisher = Publisher(topics)
             async with recovery.lock:
                 since = time.perf_counter()
                 for event in events:
@@ -55,8 +56,9 @@ def register_learn_agents(node: Node) -> None:
                             since = time.perf_counter()
                         if step is not None:
                             outcome = step
-                    publish(topics, outcome, message.key)
+                    publisher.add(outcome, message.key)
                     due += [m for m in outcome.snapshot_due if m not in due]
+                publisher.flush()
             for model in due:
                 await recovery.take_and_publish(model)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from typing import Any
 
 import orjson
@@ -15,27 +16,40 @@ logger = logging.getLogger(__name__)
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
-def publish(topics: Topics, outcome: Outcome, key: bytes | None) -> None:
-    """One predictions message per input message (an array for a batch), one per detection
-    and one per dead letter; handed to the producer's buffer without waiting (Faust flushes
-    it in the background, in order)."""
-    predictions = outcome.predictions
-    if predictions:
-        value: Any = predictions[0] if len(predictions) == 1 else predictions
-        topics.predictions_topic.send_soon(
-            key=predictions[0]["model"].encode(), value=orjson.dumps(value, option=_OPTIONS)
-        )
-    for detection in outcome.detections:
-        logger.info(
-            "drift: %s on %s of %s at n_learned=%d",
-            detection["detector"], detection["input"], detection["model"], detection["n_learned"],
-        )  # fmt: skip
-        topics.drift_topic.send_soon(
-            key=detection["model"].encode(), value=orjson.dumps(detection, option=_OPTIONS)
-        )
-    for letter in outcome.dead_letters:
-        logger.warning(
-            "dead letter from %s[%d]@%d: %s",
-            letter["topic"], letter["partition"], letter["offset"], letter["error"],
-        )  # fmt: skip
-        topics.dead_letters_topic.send_soon(key=key, value=orjson.dumps(letter))
+class Publisher:
+    """Collects the predictions of the messages taken together and writes them per model:
+    one message (an object, or an array when there are several), because producing a Kafka
+    message costs far more than encoding one. Detections and dead letters go out one by one.
+    Everything is handed to the producer's buffer without waiting, in order.
+    """
+
+    def __init__(self, topics: Topics) -> None:
+        self.topics = topics
+        self._predictions: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def add(self, outcome: Outcome, key: bytes | None) -> None:
+        for prediction in outcome.predictions:
+            self._predictions[prediction["model"]].append(prediction)
+        for detection in outcome.detections:
+            logger.info(
+                "drift: %s on %s of %s at n_learned=%d",
+                detection["detector"], detection["input"], detection["model"],
+                detection["n_learned"],
+            )  # fmt: skip
+            self.topics.drift_topic.send_soon(
+                key=detection["model"].encode(), value=orjson.dumps(detection, option=_OPTIONS)
+            )
+        for letter in outcome.dead_letters:
+            logger.warning(
+                "dead letter from %s[%d]@%d: %s",
+                letter["topic"], letter["partition"], letter["offset"], letter["error"],
+            )  # fmt: skip
+            self.topics.dead_letters_topic.send_soon(key=key, value=orjson.dumps(letter))
+
+    def flush(self) -> None:
+        for model, predictions in self._predictions.items():
+            value: Any = predictions[0] if len(predictions) == 1 else predictions
+            self.topics.predictions_topic.send_soon(
+                key=model.encode(), value=orjson.dumps(value, option=_OPTIONS)
+            )
+        self._predictions.clear()

@@ -27,10 +27,10 @@ async def consume(
     topic: str,
     count: int,
     timeout: float = 60.0,
-    until: Callable[[Any], bool] | None = None,
+    until: Callable[[list[Any]], bool] | None = None,
 ) -> list[Any]:
-    """Decode JSON values from the start of ``topic`` until ``count`` are read (or one value
-    satisfies ``until``), or time is up."""
+    """Decode JSON values from the start of ``topic`` until ``count`` are read (or the values
+    read so far satisfy ``until``), or time is up."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
@@ -42,7 +42,7 @@ async def consume(
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 values.extend(orjson.loads(r.value) for r in records)
-            if until is not None and any(until(v) for v in values):
+            if until is not None and until(values):
                 break
     finally:
         await consumer.stop()
