@@ -17,9 +17,11 @@ if TYPE_CHECKING:
 #: ``TAKE_WITHIN`` seconds): Faust's per-message cost is then paid once per take.
 TAKE_MAX = 500
 TAKE_WITHIN = 0.005
-#: Learning runs in slices of this much time, yielding to the loop in between, so HTTP
-#: requests are answered while a large batch is being learned.
+#: Learning runs in slices of this much time, then pauses for ``PAUSE_SECONDS`` so that the
+#: loop answers HTTP requests while a large batch is being learned (a bare ``sleep(0)`` gives
+#: the loop one iteration, and a request needs several).
 SLICE_SECONDS = 0.005
+PAUSE_SECONDS = 0.0005
 
 Handle = Callable[..., Iterator[Outcome | None]]
 
@@ -52,7 +54,7 @@ def register_learn_agents(node: Node) -> None:
                         slice_seconds=SLICE_SECONDS - (time.perf_counter() - since),
                     ):
                         if step is None or time.perf_counter() - since >= SLICE_SECONDS:
-                            await asyncio.sleep(0)
+                            await asyncio.sleep(PAUSE_SECONDS)
                             since = time.perf_counter()
                         if step is not None:
                             outcome = step

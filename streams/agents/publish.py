@@ -14,6 +14,8 @@ from streams.topics import Topics
 logger = logging.getLogger(__name__)
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS
+#: Largest predictions message written; Kafka's default request limit is 1 MiB.
+MESSAGE_LIMIT = 900_000
 
 
 class Publisher:
@@ -47,9 +49,21 @@ class Publisher:
             self.topics.dead_letters_topic.send_soon(key=key, value=orjson.dumps(letter))
 
     def flush(self) -> None:
+        """Write the collected predictions, each message under :data:`MESSAGE_LIMIT` bytes."""
         for model, predictions in self._predictions.items():
-            value: Any = predictions[0] if len(predictions) == 1 else predictions
-            self.topics.predictions_topic.send_soon(
-                key=model.encode(), value=orjson.dumps(value, option=_OPTIONS)
-            )
+            key = model.encode()
+            chunk: list[bytes] = []
+            size = 2
+            for prediction in predictions:
+                part = orjson.dumps(prediction, option=_OPTIONS)
+                if chunk and size + len(part) + 1 > MESSAGE_LIMIT:
+                    self._send(key, chunk)
+                    chunk, size = [], 2
+                chunk.append(part)
+                size += len(part) + 1
+            self._send(key, chunk)
         self._predictions.clear()
+
+    def _send(self, key: bytes, parts: list[bytes]) -> None:
+        value = parts[0] if len(parts) == 1 else b"[" + b",".join(parts) + b"]"
+        self.topics.predictions_topic.send_soon(key=key, value=value)

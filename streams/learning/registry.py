@@ -25,8 +25,9 @@ from streams.learning.model import Limits, OnlineModel, Step
 from streams.learning.partitioning import partition_for, tp_key
 from streams.learning.spec import ModelSpec
 
-#: Dead letters keep at most this much of the original payload.
+#: Dead letters keep at most this much of the original payload, and of the error sentence.
 PAYLOAD_LIMIT = 64 * 1024
+ERROR_LIMIT = 2_000
 
 
 @dataclass(slots=True)
@@ -40,6 +41,10 @@ class Outcome:
     snapshot_due: list[OnlineModel] = field(default_factory=list)
     #: Elements skipped because the model's snapshot already holds them (replay after restore).
     n_replayed: int = 0
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _last(steps: Iterator[Outcome | None]) -> Outcome:
@@ -206,7 +211,7 @@ class ModelRegistry:
                 "topic": topic,
                 "partition": partition,
                 "offset": offset,
-                "error": str(error),
+                "error": _cut(str(error), ERROR_LIMIT),
                 "payload": raw[:PAYLOAD_LIMIT].decode("utf-8", errors="replace"),
             }
         )

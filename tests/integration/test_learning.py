@@ -117,3 +117,25 @@ def test_predict_never_learns(start_node: Any) -> None:
     for counter in ("n_events", "n_predicted", "n_learned", "n_duplicates"):
         assert after[counter] == before[counter]
     assert node.get("/models/phishing/metrics").json()["n_learned"] == 20
+
+
+def test_large_batches_taken_together_never_overflow_a_predictions_message(
+    start_node: Any,
+) -> None:
+    node = start_node(PHISHING)
+    bootstrap = node.env["STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS"]
+    rows = list(datasets.Phishing())
+    batches = [
+        orjson.dumps(
+            [{"event_id": f"{b}-{i}", "model": "phishing", "features": x, "label": y}
+             for i, (x, y) in enumerate(rows)]
+        )
+        for b in range(6)
+    ]  # fmt: skip
+    run(produce(bootstrap, node.topic("events"), batches, key=b"phishing"))
+    node.wait_for("phishing", "n_learned", 6 * 1250)
+    messages = run(consume(bootstrap, node.topic("predictions"), 10**6, timeout=60,
+                           until=lambda values: sum(map(len, values)) >= 6 * 1250))  # fmt: skip
+    assert sum(len(m) for m in messages) == 6 * 1250
+    assert node.get("/healthz").status_code == 200
+    assert node.get("/readyz").status_code == 200

@@ -84,3 +84,15 @@ def test_non_finite_numbers_become_missing_values() -> None:
     event = validate_event({"event_id": "e", "model": "m", "features": {"a": math.inf, "b": 1.0}})
     assert event.features == {"a": None, "b": 1.0}
     assert event.n_missing == 1
+
+
+def test_dead_letter_sentences_stay_short_whatever_the_input() -> None:
+    from streams.learning.model import Limits
+    from streams.learning.registry import ERROR_LIMIT, ModelRegistry
+
+    registry = ModelRegistry({}, Limits(), max_event_bytes=10**6)
+    raw = orjson.dumps({"event_id": "e", "model": "m", "features": {"k" * 100_000: [1]}})
+    (letter,) = registry.handle_events(raw, topic="t", partition=0, offset=0, now=0.0).dead_letters
+    assert len(letter["error"]) <= ERROR_LIMIT
+    assert letter["error"].startswith("features.kkk")
+    assert len(letter["payload"]) == 64 * 1024
