@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.routes import dashboard, events, health, models, snapshots, telemetry
 from streams.learning.errors import StreamlearnError
@@ -15,6 +16,24 @@ async def _handle_streamlearn_error(request: Request, exc: Exception) -> JSONRes
     return JSONResponse({"detail": str(exc)}, status_code=status_code)
 
 
+class _InflightCounter:
+    """Counts the HTTP requests being answered, so learning can yield to them."""
+
+    def __init__(self, app: ASGIApp, node: Node) -> None:
+        self.app = app
+        self.node = node
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.node.http_inflight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.node.http_inflight -= 1
+
+
 def create_api(node: Node) -> FastAPI:
     """The HTTP API over ``node``'s live models."""
     api = FastAPI(
@@ -24,6 +43,7 @@ def create_api(node: Node) -> FastAPI:
     )
     api.state.node = node
     api.add_exception_handler(StreamlearnError, _handle_streamlearn_error)
+    api.add_middleware(_InflightCounter, node=node)
     for router in (
         dashboard.router,
         health.router,

@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 import uuid
@@ -87,8 +86,8 @@ async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes) -
         await producer.stop()
 
 
-async def prediction_times(settings: Settings) -> list[tuple[float, int]]:
-    """``(ts, predictions)`` of every message on the predictions topic (ts in epoch seconds)."""
+async def prediction_times(settings: Settings) -> list[float]:
+    """The ``ts`` of every prediction on the predictions topic, in epoch seconds."""
     consumer = AIOKafkaConsumer(
         settings.topic_name("predictions"),
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -96,7 +95,7 @@ async def prediction_times(settings: Settings) -> list[tuple[float, int]]:
         enable_auto_commit=False,
     )
     await consumer.start()
-    stamps: list[tuple[float, int]] = []
+    stamps: list[float] = []
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=1000)
@@ -105,8 +104,8 @@ async def prediction_times(settings: Settings) -> list[tuple[float, int]]:
             for records in batches.values():
                 for record in records:
                     value = orjson.loads(record.value)
-                    batch = value if isinstance(value, list) else [value]
-                    stamps.append((datetime.fromisoformat(batch[0]["ts"]).timestamp(), len(batch)))
+                    for p in value if isinstance(value, list) else [value]:
+                        stamps.append(datetime.fromisoformat(p["ts"]).timestamp())
     finally:
         await consumer.stop()
     return stamps
@@ -170,11 +169,11 @@ class Node:
         (first to last prediction published)."""
         while int(self.state(model)["n_learned"]) < n:
             time.sleep(0.05)
-        # One stamp per input message (its events share the time the message was taken up):
-        # between the first and the last stamp, all but the last message were learned.
+        # Events of one input message share its stamp (when it was taken up): between the
+        # first and the last stamp, all events but those of the last message were learned.
         stamps = sorted(asyncio.run(prediction_times(self.settings)))
-        (first, _), (last, last_size) = stamps[0], stamps[-1]
-        return (n - last_size) / (last - first)
+        first, last = stamps[0], stamps[-1]
+        return (n - stamps.count(last)) / (last - first)
 
     def stop(self) -> None:
         if self.process:
@@ -352,6 +351,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="a tenth of the events")
+    parser.add_argument(
+        "--part",
+        choices=["all", "throughput", "latency"],
+        default="all",
+        help="run only the throughput table or only the latency/HTTP/memory part",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     scale = 0.1 if args.quick else 1.0
@@ -361,7 +366,7 @@ def main() -> None:
     try:
         floor = faust_floor(kafka.bootstrap, int(40_000 * scale))
         results["faust_floor_msgs_per_s"] = floor
-        for name, (pipeline, n) in MODELS.items():
+        for name, (pipeline, n) in MODELS.items() if args.part != "latency" else ():
             data = rows(max(4 * BATCH, int(n * scale)))
             raw = raw_loop(pipeline, data)
             single = node_throughput(kafka.bootstrap, name, pipeline, data, 1, tmp)
@@ -378,13 +383,16 @@ def main() -> None:
                 "batched_over_raw": batched / raw,
             }
             print_row(name, results["models"][name], floor)
-        results.update(latency_and_http(kafka.bootstrap, tmp, scale))
-        results["memory"] = memory()
+        if args.part != "throughput":
+            results.update(latency_and_http(kafka.bootstrap, tmp, scale))
+            results["memory"] = memory()
     finally:
         kafka.stop()
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
-    print_summary(results)
+    name = "latest.json" if args.part == "all" and not args.quick else f"{args.part}.json"
+    (RESULTS / name).write_text(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+    if args.part != "throughput":
+        print_summary(results)
 
 
 def latency_and_http(bootstrap: str, tmp: Path, scale: float) -> dict[str, Any]:
@@ -396,19 +404,14 @@ def latency_and_http(bootstrap: str, tmp: Path, scale: float) -> dict[str, Any]:
     try:
         e2e = asyncio.run(end_to_end(node, "lat", rate=200.0, n=max(200, int(2_000 * scale))))
         idle = http_predict(node.url, "lat", seconds=3)
-        backlog = event_messages("lat", rows(int(200_000 * scale)), BATCH)
+        # The backlog is written first, so that this process only sends requests while the
+        # node learns it (a producer in this process would slow the client down, not the node).
+        backlog = event_messages("lat", rows(int(300_000 * scale)), BATCH)
         backlog = [v.replace(b'"lat-', b'"bulk-') for v in backlog]
-        feeder = threading.Thread(
-            target=lambda: asyncio.run(
-                produce(bootstrap, node.settings.topic_name("events"), backlog, b"lat")
-            )
-        )
-        feeder.start()
-        while node.state("lat")["n_events"] < 5_000 * scale:
-            time.sleep(0.05)
+        asyncio.run(produce(bootstrap, node.settings.topic_name("events"), backlog, b"lat"))
+        before = node.state("lat")["n_learned"]
         busy = http_predict(node.url, "lat", seconds=3)
-        busy["learned_during"] = node.state("lat")["n_learned"]
-        feeder.join()
+        busy["learned_during"] = node.state("lat")["n_learned"] - before
     finally:
         node.stop()
     return {
@@ -443,7 +446,7 @@ def print_summary(results: dict[str, Any]) -> None:
         f"{busy['requests_per_s']:.0f} req/s\n"
         f"memory: {mem['bytes_per_model_after_200_events'] / 1024:.1f} KiB per model, "
         f"{mem['bytes_per_pending_prediction']:.0f} B per pending prediction\n"
-        f"written to {RESULTS / 'latest.json'}\n"
+        f"written to {RESULTS}/\n"
     )
 
 

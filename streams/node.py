@@ -32,6 +32,8 @@ class Node:
     prometheus: CollectorRegistry
     recovery: Recovery
     started_at: datetime = field(default_factory=lambda: datetime.now(tz=UTC))
+    #: HTTP requests being answered right now; learning yields to them between slices.
+    http_inflight: int = 0
 
     def ready(self) -> tuple[bool, str]:
         """Readiness: the consumer has joined the group and holds its partitions."""

@@ -17,11 +17,12 @@ if TYPE_CHECKING:
 #: ``TAKE_WITHIN`` seconds): Faust's per-message cost is then paid once per take.
 TAKE_MAX = 500
 TAKE_WITHIN = 0.005
-#: Learning runs in slices of this much time, then pauses for ``PAUSE_SECONDS`` so that the
-#: loop answers HTTP requests while a large batch is being learned (a bare ``sleep(0)`` gives
-#: the loop one iteration, and a request needs several).
+#: Learning runs in slices of this much time. Between slices it lets the loop run, and while
+#: HTTP requests are in flight it keeps yielding until they are answered (a request needs
+#: several loop iterations), for at most ``MAX_PAUSE_SECONDS``.
 SLICE_SECONDS = 0.005
-PAUSE_SECONDS = 0.0005
+PAUSE_ITERATIONS = 3
+MAX_PAUSE_SECONDS = 0.05
 
 Handle = Callable[..., Iterator[Outcome | None]]
 
@@ -36,14 +37,22 @@ def register_learn_agents(node: Node) -> None:
     topics = node.topics
     recovery = node.recovery
 
+    async def pause() -> None:
+        # A request read from its socket enters the app a couple of loop iterations later;
+        # give it those, then keep yielding while requests are in flight.
+        for _ in range(PAUSE_ITERATIONS):
+            await asyncio.sleep(0)
+        deadline = time.perf_counter() + MAX_PAUSE_SECONDS
+        while node.http_inflight and time.perf_counter() < deadline:
+            await asyncio.sleep(0)
+
     async def consume(stream: Any, handle: Handle) -> None:
         async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN):
-            due = []
             publisher = Publisher(topics)
-            async with recovery.lock:
-                since = time.perf_counter()
-                for event in events:
-                    message = event.message
+            since = time.perf_counter()
+            for event in events:
+                message = event.message
+                async with recovery.lock:  # a snapshot never sees half a message
                     outcome = Outcome()
                     for step in handle(
                         event.value,
@@ -53,16 +62,20 @@ def register_learn_agents(node: Node) -> None:
                         now=time.time(),
                         slice_seconds=SLICE_SECONDS - (time.perf_counter() - since),
                     ):
-                        if step is None or time.perf_counter() - since >= SLICE_SECONDS:
-                            await asyncio.sleep(PAUSE_SECONDS)
+                        if step is None:  # the slice ran out inside a large message
+                            publisher.flush()
+                            await pause()
                             since = time.perf_counter()
-                        if step is not None:
+                        else:
                             outcome = step
                     publisher.add(outcome, message.key)
-                    due += [m for m in outcome.snapshot_due if m not in due]
-                publisher.flush()
-            for model in due:
-                await recovery.take_and_publish(model)
+                for model in outcome.snapshot_due:
+                    await recovery.take_and_publish(model)
+                if time.perf_counter() - since >= SLICE_SECONDS:
+                    publisher.flush()
+                    await pause()
+                    since = time.perf_counter()
+            publisher.flush()
 
     @node.app.agent(topics.events_topic, name="learn")  # type: ignore[untyped-decorator]
     async def learn(stream: Any) -> None:
