@@ -110,6 +110,7 @@ class DriftMonitor:
                 )
         self._on_error = [w for w in self.watched if w.input == "error"]
         self._on_features = [w for w in self.watched if w.input != "error"]
+        self.watches_features = bool(self._on_features)
         #: The latest detections, oldest first (for the dashboard's drift marks).
         self.recent: deque[Detection] = deque(maxlen=200)
         self.warning = False

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import NoneType
 from typing import Any, TypeVar
 
 import orjson
@@ -27,6 +28,8 @@ from streams.learning.errors import InvalidEvent
 NO_LABEL: Any = object()
 
 _FEATURE_TYPES = (str, int, float, bool, type(None))
+_SCALAR_TYPES = frozenset({str, int, bool})
+_EVENT_FIELDS = frozenset({"event_id", "model", "features", "label", "ts"})
 _LABEL_TYPES = (str, int, float, bool)
 _MISSING: Any = object()
 _T = TypeVar("_T")
@@ -130,17 +133,19 @@ def _validate_body(obj: dict[str, Any], event_id: str, model: str, where: str) -
         )
     n_missing = 0
     for name, value in features.items():
-        if not isinstance(value, _FEATURE_TYPES):
+        kind = type(value)  # exact types: this loop runs for every feature of every event
+        if kind is float:
+            if not math.isfinite(value):
+                features[name] = None
+                n_missing += 1
+        elif kind is NoneType:
+            n_missing += 1
+        elif kind not in _SCALAR_TYPES and not isinstance(value, _FEATURE_TYPES):
             raise InvalidEvent(
                 f"{where}features.{name} must be a number, string, bool or null,"
                 f" got {_kind(value)}",
                 f"{where}features.{name}",
             )
-        if value is None:
-            n_missing += 1
-        elif isinstance(value, float) and not math.isfinite(value):
-            features[name] = None
-            n_missing += 1
     label = obj.get("label", NO_LABEL)
     if label is None:
         label = NO_LABEL
@@ -148,12 +153,16 @@ def _validate_body(obj: dict[str, Any], event_id: str, model: str, where: str) -
         raise InvalidEvent(
             f"{where}label must be a bool, number or string, got {_kind(label)}", f"{where}label"
         )
-    unknown = obj.keys() - {"event_id", "model", "features", "label", "ts"}
+    unknown = obj.keys() - _EVENT_FIELDS if len(obj) > 3 + ("label" in obj) else ()
     if unknown:
         raise InvalidEvent(
             f"{where}unknown field {sorted(unknown)[0]!r}", f"{where}{sorted(unknown)[0]}"
         )
-    return Event(event_id, model, features, label, parse_ts(obj.get("ts"), f"{where}ts"), n_missing)
+    ts = obj.get("ts")
+    return Event(
+        event_id, model, features, label, parse_ts(ts, f"{where}ts") if ts is not None else None,
+        n_missing,
+    )  # fmt: skip
 
 
 def validate_label(obj: Any, where: str = "") -> Label:

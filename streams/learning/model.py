@@ -95,6 +95,10 @@ class OnlineModel:
         self.n_labels_early = 0
         self.n_drifts = self.n_swaps = 0
         self.last_event_at: datetime | None = None
+        self._now = -1.0
+        # Labels of this exact type always fit the task; others go through check_label.
+        self._label_type: type = {"binary": bool, "multiclass": str, "regression": float}[spec.task]
+        self._ts: str | None = None
         #: Next offset to read per ``topic:partition``, as of the snapshot this model came from.
         self.offsets: dict[str, int] = {}
         self.n_learned_at_snapshot = 0
@@ -143,10 +147,14 @@ class OnlineModel:
         Raises :class:`InvalidEvent` (before touching the model) when the label does not fit
         the task.
         """
-        if event.has_label:
-            self.check_label(event.label)
+        label = event.label
+        if label is not NO_LABEL and type(label) is not self._label_type:
+            self.check_label(label)
         self.n_events += 1
-        self.last_event_at = datetime.fromtimestamp(now, tz=UTC)
+        if now != self._now:  # the events of one message share their time: format it once
+            self._now = now
+            self.last_event_at = datetime.fromtimestamp(now, tz=UTC)
+            self._ts = self.last_event_at.isoformat()
         if self.dedupe.seen(event.event_id, now):
             self.n_duplicates += 1
             return Step()
@@ -155,8 +163,10 @@ class OnlineModel:
         y_pred, proba = self.predict(x)
         self.n_predicted += 1
         step = Step(record=self._record(event.event_id, y_pred, proba))
-        step.detections += self.drift.update_features(x, self.n_learned)
-        label = event.label if event.has_label else self._early_label(event.event_id, now)
+        if self.drift.watches_features:
+            step.detections += self.drift.update_features(x, self.n_learned)
+        if label is NO_LABEL and self.early:
+            label = self._early_label(event.event_id, now)
         if label is not NO_LABEL:
             self._learn(x, label, y_pred, proba, step)
         else:
@@ -246,7 +256,7 @@ class OnlineModel:
             "model": self.name,
             "model_version": self.model_version,
             "prediction": y_pred,
-            "ts": self.last_event_at.isoformat() if self.last_event_at else None,
+            "ts": self._ts,
         }
         if proba is not None:
             record["proba"] = proba
