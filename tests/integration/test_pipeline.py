@@ -84,7 +84,8 @@ def node(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeP
     )
 
     async def feed() -> None:
-        await replay(settings, "river:Phishing", "late", label_delay=K, progress=False)
+        # Paced, so that the node keeps up and the two topics interleave about as sent.
+        await replay(settings, "river:Phishing", "late", label_delay=K, rate=1000, progress=False)
         await replay(settings, "river:ImageSegments", "segments", progress=False)
         await replay(settings, "river:TrumpApproval", "trump", progress=False)
         for name in ("drift_alert", "drift_retrain"):
