@@ -106,16 +106,24 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     base = f"http://{settings.http_host}:{settings.http_port}"
     try:
         _wait_ready(base, worker)
-        for source, model in DEMO_STREAMS:
-            asyncio.run(replay(settings, source, model, rate=args.rate))
         _say(
-            "\nstreamlearn is learning. Look at:\n"
+            "\nstreamlearn is learning the bundled demo streams. Look at:\n"
+            f"  {base}/                    the live dashboard\n"
             f"  {base}/models              models, counters and state\n"
             f"  {base}/models/phishing/metrics  live metrics of the Phishing model\n"
             f"  {base}/docs                the API (try POST /models/phishing/predict)\n"
             f"  {base}/metrics             Prometheus\n"
-            "Press Ctrl-C to stop."
+            "Press Ctrl-C to stop.\n"
         )
+
+        async def stream_all() -> None:
+            await asyncio.gather(
+                *(replay(settings, source, model, rate=args.rate, progress=False)
+                  for source, model in DEMO_STREAMS)
+            )  # fmt: skip
+
+        asyncio.run(stream_all())
+        _say("the demo streams are all sent; the node keeps serving")
         if args.exit_after_replay:
             return 0
         worker.wait()
