@@ -21,14 +21,12 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.learning.errors import StreamlearnError
 from streams.learning.model import OnlineModel
 from streams.learning.partitioning import tp_key
 from streams.learning.registry import ModelRegistry
 from streams.learning.snapshots import (
     MAGIC,
     SnapshotInfo,
-    SnapshotNotFound,
     SnapshotRefused,
     SnapshotStore,
     open_sealed,
@@ -199,6 +197,3 @@ class Recovery:
             logger.error("refused snapshot of %s from the topic: %s", name, exc)
             return None
         return state
-
-
-__all__ = ["Recovery", "SnapshotNotFound", "StreamlearnError", "snapshot_key"]

@@ -23,6 +23,10 @@ _COUNTERS = (
     ("duplicates", "n_duplicates", "Events skipped because their event_id was seen already."),
     ("dead_letters", "n_dead_letters", "Malformed events sent to the dead-letter topic."),
     ("missing_values", "n_missing_values", "Feature values that were null or non-finite."),
+    ("pending_expired", "n_pending_expired", "Predictions that left the pending store unlabelled."),
+    ("labels_unmatched", "n_labels_unmatched", "Labels whose event never came."),
+    ("labels_duplicate", "n_labels_duplicate", "Second labels for an event already labelled."),
+    ("drifts", "n_drifts", "Drift detections on the error stream."),
 )
 
 
@@ -48,6 +52,9 @@ class ModelCollector(Collector):
         version = GaugeMetricFamily(
             f"{NAMESPACE}_model_version", "Current version of the model.", labels=["model"]
         )
+        pending = GaugeMetricFamily(
+            f"{NAMESPACE}_pending_labels", "Predictions waiting for their label.", labels=["model"]
+        )
         score = GaugeMetricFamily(
             f"{NAMESPACE}_model_metric",
             "Progressive-validation metric of the model.",
@@ -55,6 +62,7 @@ class ModelCollector(Collector):
         )
         for model in models:
             version.add_metric([model.name], model.model_version)
+            pending.add_metric([model.name], model.n_pending_labels)
             for window, values in (
                 ("cumulative", model.metrics.cumulative()),
                 ("rolling", model.metrics.rolling()),
@@ -63,6 +71,7 @@ class ModelCollector(Collector):
                     if math.isfinite(value):
                         score.add_metric([model.name, metric, window], value)
         yield version
+        yield pending
         yield score
 
 

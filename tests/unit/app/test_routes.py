@@ -122,6 +122,8 @@ async def test_prometheus_and_openapi(client: httpx.AsyncClient) -> None:
     text = (await client.get("/metrics")).text
     assert 'streamlearn_learned_total{model="clicks"} 0.0' in text
     assert 'streamlearn_model_version{model="prices"} 1.0' in text
+    assert 'streamlearn_pending_labels{model="clicks"} 0.0' in text
+    assert 'streamlearn_drifts_total{model="clicks"} 0.0' in text
     paths = (await client.get("/openapi.json")).json()["paths"]
     for path in ("/models", "/models/{name}", "/models/{name}/predict", "/models/{name}/metrics",
                  "/events", "/healthz", "/readyz", "/metrics"):  # fmt: skip
