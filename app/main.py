@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.routes import dashboard, events, health, models, snapshots, telemetry
+from app.routes import candidates, dashboard, events, health, models, snapshots, telemetry
 from streams.learning.errors import StreamlearnError
 from streams.node import Node
 
@@ -49,6 +49,7 @@ def create_api(node: Node) -> FastAPI:
         health.router,
         models.router,
         snapshots.router,
+        candidates.router,
         events.router,
         telemetry.router,
     ):

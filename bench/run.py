@@ -332,6 +332,36 @@ def memory() -> dict[str, float]:
     }
 
 
+def challenger_cost(scale: float) -> dict[str, Any]:
+    """Learning-core events/s with k challengers (copies of the linear pipeline with other l2),
+    and the ratio to k = 0. In process: the cost the node adds per event is the same."""
+    data = rows(max(2_000, int(20_000 * scale)))
+    messages = event_messages("m", data, BATCH)
+    out: dict[str, Any] = {}
+    for k in (0, 1, 3):
+        search = (
+            {"grid": {"LogisticRegression.l2": [0.001 * (i + 1) for i in range(k)]}, "budget": k}
+            if k
+            else None
+        )
+        spec = ModelSpec(
+            name="m",
+            task="binary",
+            pipeline=MODELS["linear"][0],
+            preprocess="none",
+            metrics=("Accuracy",),
+            search=search,
+        )
+        registry = ModelRegistry({"m": spec}, Limits(), max_event_bytes=10**7)
+        started = time.perf_counter()
+        for i, value in enumerate(messages):
+            registry.handle_events(value, topic="e", partition=0, offset=i, now=0.0)
+        out[f"k{k}_per_s"] = len(data) / (time.perf_counter() - started)
+    for k in (1, 3):
+        out[f"k{k}_over_k0"] = out[f"k{k}_per_s"] / out["k0_per_s"]
+    return out
+
+
 def broker(tmp: Path) -> LocalKafka:
     port = free_port()
     while True:  # the controller listens on port + 1
@@ -386,6 +416,7 @@ def main() -> None:
         if args.part != "throughput":
             results.update(latency_and_http(kafka.bootstrap, tmp, scale))
             results["memory"] = memory()
+            results["challengers"] = challenger_cost(scale)
     finally:
         kafka.stop()
     RESULTS.mkdir(exist_ok=True)
@@ -437,6 +468,7 @@ def print_summary(results: dict[str, Any]) -> None:
         results["http_predict_learning"],
     )
     mem = results["memory"]
+    cost = results["challengers"]
     sys.stdout.write(
         f"end-to-end latency at 200 ev/s (single events): p50 {e2e['p50_ms']:.1f} ms, "
         f"p99 {e2e['p99_ms']:.1f} ms\n"
@@ -446,6 +478,8 @@ def print_summary(results: dict[str, Any]) -> None:
         f"{busy['requests_per_s']:.0f} req/s\n"
         f"memory: {mem['bytes_per_model_after_200_events'] / 1024:.1f} KiB per model, "
         f"{mem['bytes_per_pending_prediction']:.0f} B per pending prediction\n"
+        f"challengers (learning core, linear): k=1 {cost['k1_over_k0']:.2f}x, "
+        f"k=3 {cost['k3_over_k0']:.2f}x the throughput of k=0 ({cost['k0_per_s']:,.0f}/s)\n"
         f"written to {RESULTS}/\n"
     )
 

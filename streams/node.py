@@ -75,7 +75,7 @@ def build_node(settings: Settings) -> Node:
     store = SnapshotStore(
         settings.state_dir / "snapshots", snapshot_key(settings), settings.snapshot_retention
     )
-    recovery = Recovery(settings, registry, store, topics.snapshots_topic)
+    recovery = Recovery(settings, registry, store, topics.snapshots_topic, topics.promotions_topic)
     app.resume_positions = recovery.resume_positions
     node = Node(
         settings=settings,

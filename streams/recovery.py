@@ -62,11 +62,13 @@ class Recovery:
         registry: ModelRegistry,
         store: SnapshotStore,
         snapshots_topic: Any,
+        promotions_topic: Any = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.store = store
         self.snapshots_topic = snapshots_topic
+        self.promotions_topic = promotions_topic
         #: Models restored (or started fresh) in this process: their in-memory state is current.
         self.live: set[str] = set()
         self.restored = False
@@ -99,6 +101,21 @@ class Recovery:
             info = self.take(self.registry.get(model.name))
         await self.publish(info)
         return info
+
+    async def promote(self, name: str, candidate: str) -> dict[str, Any]:
+        """Admin promotion: snapshot the champion first (so it can be rolled back), promote,
+        snapshot again, and publish the promotion."""
+        async with self.lock:
+            model = self.registry.get(name)
+            before = self.take(model)
+            record = model.promote(candidate, reason="admin")
+            record["snapshot_before"] = before.version
+            after = self.take(model)
+        for info in (before, after):
+            await self.publish(info)
+        await self.promotions_topic.send(key=name.encode(), value=orjson.dumps(record))
+        logger.info("promotion in %s: %s -> %s (admin)", name, record["from"], record["to"])
+        return record
 
     async def rollback(self, name: str, version: int) -> tuple[OnlineModel, SnapshotInfo]:
         """Roll the live model back to ``version``: its learned state, at today's offsets.

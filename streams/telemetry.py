@@ -70,9 +70,26 @@ class ModelCollector(Collector):
                 for metric, value in values.items():
                     if math.isfinite(value):
                         score.add_metric([model.name, metric, window], value)
+        candidates = GaugeMetricFamily(
+            f"{NAMESPACE}_candidate_metric",
+            "Progressive-validation metric of each challenger, next to the champion.",
+            labels=["model", "candidate", "metric", "window"],
+        )
+        for model in models:
+            for challenger in model.challengers:
+                for window, values in (
+                    ("cumulative", challenger.metrics.cumulative()),
+                    ("rolling", challenger.metrics.rolling()),
+                ):
+                    for metric, value in values.items():
+                        if math.isfinite(value):
+                            candidates.add_metric(
+                                [model.name, challenger.name, metric, window], value
+                            )
         yield version
         yield pending
         yield score
+        yield candidates
 
 
 def build_prometheus_registry(registry: ModelRegistry) -> CollectorRegistry:

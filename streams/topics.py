@@ -22,6 +22,7 @@ CONTRACT_TOPICS = (
     "drift",
     "dead-letters",
     "snapshots",
+    "promotions",
 )
 #: Topics keyed by model whose latest value per key is all that matters.
 COMPACTED_TOPICS = frozenset({"snapshots"})
@@ -38,6 +39,7 @@ class Topics:
     drift_topic: Any
     dead_letters_topic: Any
     snapshots_topic: Any
+    promotions_topic: Any
 
 
 def declare_topics(app: Any, settings: Settings) -> Topics:

@@ -32,6 +32,7 @@ def register_metrics_timer(node: Node) -> None:
                         "cumulative": model.metrics.cumulative(),
                         "rolling": model.metrics.rolling(),
                         "window": model.metrics.window,
+                        **({"candidates": model.leaderboard()} if model.challengers else {}),
                     }
                 ),
             )

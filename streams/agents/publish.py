@@ -41,6 +41,14 @@ class Publisher:
             self.topics.drift_topic.send_soon(
                 key=detection["model"].encode(), value=orjson.dumps(detection, option=_OPTIONS)
             )
+        for promotion in outcome.promotions:
+            logger.info(
+                "promotion in %s: %s -> %s (%s)",
+                promotion["model"], promotion["from"], promotion["to"], promotion["reason"],
+            )  # fmt: skip
+            self.topics.promotions_topic.send_soon(
+                key=promotion["model"].encode(), value=orjson.dumps(promotion)
+            )
         for letter in outcome.dead_letters:
             logger.warning(
                 "dead letter from %s[%d]@%d: %s",

@@ -43,3 +43,12 @@ class UnknownModel(StreamlearnError, LookupError):
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown model {name!r}")
         self.name = name
+
+
+class UnknownCandidate(StreamlearnError, LookupError):
+    """The model has no challenger of that name."""
+
+    status_code = 404
+
+    def __init__(self, model: str, name: str) -> None:
+        super().__init__(f"model {model!r} has no challenger {name!r}")

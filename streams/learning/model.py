@@ -22,16 +22,19 @@ Examples
 
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from river import base, stats
+from river import metrics as metrics_module
 
+from streams.learning.candidates import Candidate
 from streams.learning.dedupe import DedupeWindow
 from streams.learning.drift import Detection, DriftMonitor
-from streams.learning.errors import InvalidEvent
+from streams.learning.errors import InvalidEvent, UnknownCandidate
 from streams.learning.events import NO_LABEL, Event, Label
 from streams.learning.metrics import MetricTracker
 from streams.learning.pending import Pending, PendingStore
@@ -52,16 +55,23 @@ class Limits:
 
 @dataclass(slots=True)
 class Step:
-    """What one event or label did: the prediction record to publish and any detections."""
+    """What one event or label did: the prediction record to publish, drift detections and
+    promotions."""
 
     record: dict[str, Any] | None = None
     detections: list[Detection] = field(default_factory=list)
+    promotions: list[dict[str, Any]] = field(default_factory=list)
     learned: bool = False
 
 
-def build_estimator(spec: ModelSpec) -> Any:
-    """A fresh River estimator for ``spec``: the pipeline, behind the auto stage if asked."""
-    pipeline = parse_estimator(spec.pipeline)
+def build_estimator(
+    spec: ModelSpec, pipeline_expression: str | None = None, params: dict[str, Any] | None = None
+) -> Any:
+    """A fresh River estimator for ``spec`` (or one of its challengers): the pipeline, cloned
+    with ``params`` if given, behind the auto stage if asked."""
+    pipeline = parse_estimator(pipeline_expression or spec.pipeline)
+    if params:
+        pipeline = pipeline.clone(params)
     if spec.preprocess == "auto":
         return AutoPreprocessor(max_categories=spec.max_categories) | pipeline
     return pipeline
@@ -78,6 +88,13 @@ class OnlineModel:
         self.is_classifier = isinstance(self.estimator, base.Classifier)
         self.metrics = MetricTracker(spec.task, spec.metrics, spec.rolling_window)
         self.drift = DriftMonitor(spec.drift, spec.drift_features, spec.task)
+        self.champion = "default"
+        self.challengers = [
+            Candidate(name, expression, build_estimator(spec, expression, params), self._tracker())
+            for name, (expression, params) in spec.candidate_pipelines().items()
+        ]
+        self.champion_pipeline = spec.pipeline
+        self.n_promotions = 0
         self.dedupe = DedupeWindow(limits.dedupe_size, limits.dedupe_seconds)
         self.pending = PendingStore(limits.pending_size, limits.pending_seconds)
         self.labelled = DedupeWindow(limits.dedupe_size, limits.dedupe_seconds)
@@ -103,13 +120,17 @@ class OnlineModel:
         self.offsets: dict[str, int] = {}
         self.n_learned_at_snapshot = 0
 
+    def _tracker(self) -> MetricTracker:
+        return MetricTracker(self.spec.task, self.spec.metrics, self.spec.rolling_window)
+
     #: Attributes a snapshot carries: everything needed to resume exactly.
     _STATE = (
-        "estimator", "background", "metrics", "drift", "dedupe", "pending", "labelled", "early",
-        "history", "label_lag_seconds", "label_lag_events", "model_version", "n_events",
-        "n_predicted", "n_learned", "n_duplicates", "n_dead_letters", "n_missing_values",
-        "n_pending_expired", "n_labels_unmatched", "n_labels_duplicate", "n_labels_early",
-        "n_drifts", "n_swaps", "last_event_at",
+        "estimator", "background", "champion", "challengers", "champion_pipeline",
+        "n_promotions", "metrics", "drift", "dedupe", "pending", "labelled", "early", "history",
+        "label_lag_seconds", "label_lag_events", "model_version", "n_events", "n_predicted",
+        "n_learned", "n_duplicates", "n_dead_letters", "n_missing_values", "n_pending_expired",
+        "n_labels_unmatched", "n_labels_duplicate", "n_labels_early", "n_drifts", "n_swaps",
+        "last_event_at",
     )  # fmt: skip
 
     def snapshot_state(self, offsets: dict[str, int]) -> dict[str, Any]:
@@ -163,15 +184,16 @@ class OnlineModel:
         y_pred, proba = self.predict(x)
         self.n_predicted += 1
         step = Step(record=self._record(event.event_id, y_pred, proba))
+        shadow = [c.predict(x) for c in self.challengers] if self.challengers else None
         if self.drift.watches_features:
             step.detections += self.drift.update_features(x, self.n_learned)
         if label is NO_LABEL and self.early:
             label = self._early_label(event.event_id, now)
         if label is not NO_LABEL:
-            self._learn(x, label, y_pred, proba, step)
+            self._learn(x, label, y_pred, proba, step, shadow)
         else:
             self.n_pending_expired += self.pending.add(
-                event.event_id, Pending(x, y_pred, proba, now, self.n_events), now
+                event.event_id, Pending(x, y_pred, proba, now, self.n_events, shadow), now
             )
         return step
 
@@ -190,7 +212,9 @@ class OnlineModel:
         self.labelled.seen(label.event_id, now)
         self.label_lag_seconds.update(max(0.0, now - pending.at))
         self.label_lag_events.update(self.n_events - pending.seq)
-        self._learn(pending.x, label.label, pending.y_pred, pending.proba, step)
+        self._learn(
+            pending.x, label.label, pending.y_pred, pending.proba, step, pending.challengers
+        )
         return step
 
     def _hold_early(self, label: Label, now: float) -> None:
@@ -215,7 +239,16 @@ class OnlineModel:
         self.label_lag_events.update(0)
         return held[0]
 
-    def _learn(self, x: dict[str, Any], y: Any, y_pred: Any, proba: Any, step: Step) -> None:
+    def _learn(
+        self,
+        x: dict[str, Any],
+        y: Any,
+        y_pred: Any,
+        proba: Any,
+        step: Step,
+        shadow: list[tuple[Any, Any]] | None = None,
+    ) -> None:
+        hand_over = False
         if y_pred is not None:
             self.metrics.update(y, y_pred, proba)
         if self.drift.watched:
@@ -225,14 +258,84 @@ class OnlineModel:
                 error = 0.0 if y_pred == y else 1.0
             detections = self.drift.update_error(error, self.n_learned)
             step.detections += detections
-            self._apply_policy(bool(detections))
+            if detections and self.spec.drift_policy == "promote" and self.challengers:
+                self.n_drifts += 1
+                hand_over = True  # to the best challenger, once this event is learned
+            else:
+                self._apply_policy(bool(detections))
         self.estimator.learn_one(x, y)
         if self.background is not None:
             self.background.learn_one(x, y)
+        if shadow is not None:
+            for candidate, prediction in zip(self.challengers, shadow, strict=False):
+                candidate.learn(x, y, prediction)
         self.n_learned += 1
+        if hand_over:
+            best = self.best_challenger(margin=None)
+            if best is not None:
+                step.promotions.append(self.promote(best.name, reason="drift"))
+        elif (
+            self.spec.auto_promote
+            and self.challengers
+            and self.n_learned % self.spec.rolling_window == 0
+        ):
+            best = self.best_challenger(margin=self.spec.promotion_margin)
+            if best is not None:
+                step.promotions.append(self.promote(best.name, reason="auto"))
         step.learned = True
         if self.n_learned % self._history_every == 0:
             self.history.append({"n_learned": self.n_learned, "rolling": self.metrics.rolling()})
+
+    def best_challenger(self, margin: float | None) -> Candidate | None:
+        """The challenger with the best rolling promotion metric, if it beats the champion's
+        served rolling metric by ``margin`` (any challenger, when ``margin`` is None)."""
+        name = self.spec.promotion_metric or self.spec.metrics[0]
+        sign = 1.0 if getattr(metrics_module, name)().bigger_is_better else -1.0
+        champion = sign * self.metrics.rolling()[name]
+        scored = [(sign * c.metrics.rolling()[name], c) for c in self.challengers if c.n_learned]
+        if not scored:
+            return None
+        score, best = max(scored, key=lambda pair: pair[0])
+        if margin is not None and not score > champion + margin:
+            return None
+        return best
+
+    def promote(self, name: str, reason: str) -> dict[str, Any]:
+        """Make challenger ``name`` the champion; the champion becomes a challenger.
+
+        Bumps ``model_version``. The caller snapshots the old champion first when it can.
+        """
+        index = next((i for i, c in enumerate(self.challengers) if c.name == name), None)
+        if index is None:
+            raise UnknownCandidate(self.name, name)
+        winner = self.challengers[index]
+        metric = self.spec.promotion_metric or self.spec.metrics[0]
+        record = {
+            "model": self.name, "from": self.champion, "to": winner.name, "reason": reason,
+            "metric": metric, "champion_rolling": self.metrics.rolling()[metric],
+            "challenger_rolling": winner.metrics.rolling()[metric], "n_learned": self.n_learned,
+            "model_version": self.model_version + 1,
+        }  # fmt: skip
+        retired = Candidate(self.champion, self.champion_pipeline, self.estimator, self._tracker())
+        retired.metrics = copy.deepcopy(self.metrics)
+        retired.n_learned = self.n_learned
+        self.challengers[index] = retired
+        self.estimator = winner.estimator
+        self.is_classifier = winner.is_classifier
+        self.champion, self.champion_pipeline = winner.name, winner.pipeline
+        self.background = None
+        self.model_version += 1
+        self.n_promotions += 1
+        return record
+
+    def leaderboard(self) -> list[dict[str, Any]]:
+        """The champion (its served metrics) and every challenger, best first."""
+        champion = {
+            "name": self.champion, "role": "champion", "pipeline": self.champion_pipeline,
+            "n_learned": self.n_learned, "cumulative": self.metrics.cumulative(),
+            "rolling": self.metrics.rolling(), "microseconds_per_event": None, "memory_bytes": None,
+        }  # fmt: skip
+        return [champion, *(c.public("challenger") for c in self.challengers)]
 
     def _apply_policy(self, drifted: bool) -> None:
         """``reset``: a fresh clone on drift; ``retrain``: a background model from the

@@ -31,6 +31,8 @@ class Pending:
     proba: dict[Any, float] | None
     at: float
     seq: int
+    #: The challengers' predictions, made at the same time as the champion's.
+    challengers: list[tuple[Any, Any]] | None = None
 
 
 class PendingStore:

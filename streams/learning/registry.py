@@ -36,6 +36,7 @@ class Outcome:
 
     predictions: list[dict[str, Any]] = field(default_factory=list)
     detections: list[dict[str, Any]] = field(default_factory=list)
+    promotions: list[dict[str, Any]] = field(default_factory=list)
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     #: Models that have learned ``snapshot_every`` events since their last snapshot.
     snapshot_due: list[OnlineModel] = field(default_factory=list)
@@ -188,8 +189,9 @@ class ModelRegistry:
                     {"model": model.name, "ts": d.at.isoformat(), "detector": d.detector,
                      "input": d.input, "n_learned": d.n_learned, "detail": d.detail}
                 )  # fmt: skip
+            outcome.promotions += result.promotions
             due = model.n_learned - model.n_learned_at_snapshot >= model.spec.snapshot_every
-            if due and model not in outcome.snapshot_due:
+            if (due or result.promotions) and model not in outcome.snapshot_due:
                 outcome.snapshot_due.append(model)
         self.positions[key] = offset + 1
         yield outcome

@@ -15,6 +15,7 @@ pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelSpec
 
 from __future__ import annotations
 
+import inspect
 import re
 import tomllib
 from pathlib import Path
@@ -23,12 +24,23 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from river import base
 
+from streams.learning.candidates import expand_grid
 from streams.learning.drift import DriftMonitor
 from streams.learning.errors import SpecError
 from streams.learning.metrics import ALLOWED, DEFAULTS
 from streams.learning.pipeline import parse_estimator
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class SearchSpec(BaseModel):
+    """A grid over the champion pipeline's parameters, raced as challengers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    grid: dict[str, list[Any]]
+    budget: int = Field(default=4, ge=1, le=64)
+    seed: int = 42
 
 
 class ModelSpec(BaseModel):
@@ -44,7 +56,12 @@ class ModelSpec(BaseModel):
     rolling_window: int = Field(default=1000, ge=1)
     drift: tuple[str, ...] = ()
     drift_features: dict[str, tuple[str, ...]] = Field(default_factory=dict)
-    drift_policy: Literal["alert", "reset", "retrain"] = "alert"
+    drift_policy: Literal["alert", "reset", "retrain", "promote"] = "alert"
+    challengers: dict[str, str] = Field(default_factory=dict)
+    search: SearchSpec | None = None
+    promotion_metric: str | None = None
+    promotion_margin: float = Field(default=0.01, ge=0)
+    auto_promote: bool = False
     snapshot_every: int = Field(default=10_000, ge=1)
     max_categories: int = Field(default=100, ge=1)
 
@@ -78,8 +95,30 @@ class ModelSpec(BaseModel):
             DriftMonitor(self.drift, self.drift_features, self.task)
         except SpecError as exc:
             raise ValueError(f"drift: {exc}") from None
+        for name, expression in self.challengers.items():
+            if not _NAME.match(name) or name.startswith("search-"):
+                raise ValueError(f"challengers: {name!r} is not a valid candidate name")
+            try:
+                self._check_fits(f"challengers.{name}", parse_estimator(expression))
+            except SpecError as exc:
+                raise ValueError(f"challengers.{name}: {exc}") from None
+        if self.search is not None:
+            for name, params in expand_grid(
+                self.search.grid, self.search.budget, self.search.seed
+            ).items():
+                try:
+                    _check_params(estimator, params)
+                    estimator.clone(params)
+                except (TypeError, ValueError, KeyError) as exc:
+                    raise ValueError(
+                        f"search: {name} {params} does not fit the pipeline: {exc}"
+                    ) from None
         if not self.metrics:
             object.__setattr__(self, "metrics", DEFAULTS[self.task])
+        if self.promotion_metric is not None and self.promotion_metric not in self.metrics:
+            raise ValueError(
+                f"promotion_metric: {self.promotion_metric} is not among {self.metrics}"
+            )
         unknown = [m for m in self.metrics if m not in ALLOWED[self.task]]
         if unknown:
             raise ValueError(
@@ -87,6 +126,24 @@ class ModelSpec(BaseModel):
                 f" choose from {', '.join(sorted(ALLOWED[self.task]))}"
             )
         return self
+
+    def _check_fits(self, where: str, estimator: Any) -> None:
+        if self.task != "regression" and not isinstance(estimator, base.Classifier):
+            raise ValueError(
+                f"{where}: a {self.task} model needs a classifier, and this is not one"
+            )
+        if self.task == "regression" and not isinstance(estimator, base.Regressor):
+            raise ValueError(f"{where}: a regression model needs a regressor, and this is not one")
+
+    def candidate_pipelines(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Every challenger by name: its pipeline expression and the parameters to clone with."""
+        out: dict[str, tuple[str, dict[str, Any]]] = {
+            name: (expression, {}) for name, expression in self.challengers.items()
+        }
+        if self.search is not None:
+            grid = expand_grid(self.search.grid, self.search.budget, self.search.seed)
+            out.update({name: (self.pipeline, params) for name, params in grid.items()})
+        return out
 
     def public(self) -> dict[str, Any]:
         """The spec as it appears in the API."""
@@ -119,3 +176,15 @@ def load_specs(path: Path) -> dict[str, ModelSpec]:
             message = str(first["msg"]).removeprefix("Value error, ")
             raise SpecError(f"{path}: {where}: {message}") from None
     return specs
+
+
+def _check_params(estimator: Any, params: dict[str, Any]) -> None:
+    """Refuse parameters the estimator (or the named pipeline step) does not take."""
+    steps = getattr(estimator, "steps", None)
+    for key, value in params.items():
+        if isinstance(value, dict) and steps is not None:
+            if key not in steps:
+                raise KeyError(f"the pipeline has no step {key!r}; steps: {', '.join(steps)}")
+            _check_params(steps[key], value)
+        elif key not in inspect.signature(type(estimator)).parameters:
+            raise KeyError(f"{type(estimator).__name__} takes no parameter {key!r}")

@@ -1,0 +1,37 @@
+"""The leaderboard of a model: its champion and challengers; promotion (admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.deps import AdminDep, ModelDep, NodeDep
+
+router = APIRouter(prefix="/models/{name}/candidates", tags=["candidates"])
+
+
+@router.get("")
+async def read_candidates(model: ModelDep) -> dict[str, Any]:
+    """Every candidate's cumulative and rolling metrics, events seen, time per event, memory."""
+    return {
+        "model": model.name,
+        "champion": model.champion,
+        "model_version": model.model_version,
+        "promotion_metric": model.spec.promotion_metric or model.spec.metrics[0],
+        "candidates": model.leaderboard(),
+    }
+
+
+@router.post(
+    "/{candidate}/promote",
+    responses={
+        401: {"description": "Missing or wrong token"},
+        403: {"description": "No token set"},
+    },
+)
+async def promote_candidate(
+    candidate: str, model: ModelDep, node: NodeDep, _: AdminDep
+) -> dict[str, Any]:
+    """Admin: make a challenger the champion (the old champion is snapshotted first)."""
+    return await node.recovery.promote(model.name, candidate)
