@@ -61,6 +61,8 @@ class ModelOut(BaseModel):
     name: str
     task: str
     model_version: int
+    champion: str
+    n_challengers: int
     n_events: int
     n_predicted: int
     n_learned: int

@@ -394,6 +394,8 @@ class OnlineModel:
             "name": self.name,
             "task": self.spec.task,
             "model_version": self.model_version,
+            "champion": self.champion,
+            "n_challengers": len(self.challengers),
             "n_events": self.n_events,
             "n_predicted": self.n_predicted,
             "n_learned": self.n_learned,

@@ -29,8 +29,9 @@ from streams.learning.errors import SpecError
 #: River subpackages whose classes may appear in a pipeline or a detector expression.
 ESTIMATOR_PACKAGES = frozenset(
     {
-        "anomaly", "cluster", "compose", "covariance", "drift", "dummy", "ensemble", "facto",
-        "feature_extraction", "feature_selection", "forest", "imblearn", "linear_model", "misc",
+        "anomaly", "bandit", "cluster", "compose", "covariance", "drift", "dummy", "ensemble",
+        "facto", "feature_extraction", "feature_selection", "forest", "imblearn", "linear_model",
+        "metrics", "misc",
         "model_selection", "multiclass", "multioutput", "naive_bayes", "neighbors",
         "neural_net", "optim", "preprocessing", "proba", "reco", "rules", "sketch", "stats",
         "time_series", "tree",

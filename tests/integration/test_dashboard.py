@@ -31,6 +31,7 @@ drift = ["ADWIN()"]
 [models.phishing]
 task = "binary"
 pipeline = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"
+challengers = { tree = "tree.HoeffdingTreeClassifier()" }
 """
 
 
@@ -75,6 +76,9 @@ def test_dashboard_draws_the_api_data_with_drift_marks(start_node: Any) -> None:
         learned = page.locator('section#model-drifting td[data-counter="learned"]').inner_text()
         assert learned.replace(",", "") == str(N)
         assert page.locator("section#model-phishing polyline.metric-line").count() == 6
+        rows = page.locator("section#model-phishing table.leaderboard tr[data-candidate]")
+        assert rows.count() == 2
+        assert page.locator('tr[data-candidate="tree"][data-role="challenger"]').count() == 1
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

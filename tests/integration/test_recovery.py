@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
-from river import datasets, forest, linear_model, preprocessing
+from river import datasets, forest, linear_model, metrics, preprocessing, tree
 
 from streams.broker.local import LocalKafka
 from tests.integration.conftest import NodeProcess
@@ -70,6 +70,7 @@ pipeline = "forest.ARFClassifier(seed=1, n_models=5)"
 preprocess = "none"
 metrics = ["Accuracy"]
 snapshot_every = 1500
+challengers = { tree = "tree.HoeffdingTreeClassifier()" }
 """
 
 
@@ -108,6 +109,18 @@ def test_kill_9_anywhere_loses_nothing_and_learns_nothing_twice(start_node: Any)
         for label, p in expected.items():
             worst = max(worst, abs(out["proba"][str(label)] - p))
     assert worst < 1e-9, worst
+    # The whole leaderboard is the one an uninterrupted run has: champion and challenger.
+    board = {c["name"]: c for c in node.get("/models/arf/candidates").json()["candidates"]}
+    for name, model in (("default", forest.ARFClassifier(seed=1, n_models=5)),
+                        ("tree", tree.HoeffdingTreeClassifier())):  # fmt: skip
+        metric = metrics.Accuracy()
+        for x, y in rows:
+            y_pred = model.predict_one(x)
+            if y_pred is not None:
+                metric.update(y, y_pred)
+            model.learn_one(x, y)
+        assert board[name]["cumulative"]["Accuracy"] == pytest.approx(metric.get(), abs=1e-12)
+        assert board[name]["n_learned"] == len(rows)
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "kill-test.json").write_text(
         orjson.dumps(

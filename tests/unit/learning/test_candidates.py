@@ -145,3 +145,17 @@ def test_challenger_specs_are_checked() -> None:
     with pytest.raises(ValueError, match="search: search-1"):
         ModelSpec(name="m", task="binary", pipeline=LR,
                   search={"grid": {"Nope.l2": [0.1]}})  # fmt: skip
+
+
+def test_rivers_own_model_selection_can_be_the_pipeline() -> None:
+    reg = registry(
+        pipeline=(
+            "model_selection.SuccessiveHalvingClassifier(models=["
+            "linear_model.LogisticRegression(l2=0.0), linear_model.LogisticRegression(l2=0.1),"
+            "tree.HoeffdingTreeClassifier()], metric=metrics.Accuracy(), budget=2000)"
+        ),
+        metrics=("Accuracy",),
+    )
+    feed(reg, datasets.Phishing())
+    assert reg.get("m").n_learned == 1250
+    assert reg.get("m").metrics.cumulative()["Accuracy"] > 0.8
