@@ -329,7 +329,8 @@ class OnlineModel:
         return record
 
     def leaderboard(self) -> list[dict[str, Any]]:
-        """The champion (its served metrics) and every challenger, best first."""
+        """The champion (with the metrics of the predictions it served) first, then every
+        challenger."""
         champion = {
             "name": self.champion, "role": "champion", "pipeline": self.champion_pipeline,
             "n_learned": self.n_learned, "cumulative": self.metrics.cumulative(),
