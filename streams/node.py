@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client.registry import CollectorRegistry
@@ -31,7 +30,6 @@ class Node:
     node_id: str
     prometheus: CollectorRegistry
     recovery: Recovery
-    started_at: datetime = field(default_factory=lambda: datetime.now(tz=UTC))
     #: HTTP requests being answered right now; learning yields to them between slices.
     http_inflight: int = 0
 

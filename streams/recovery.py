@@ -72,7 +72,6 @@ class Recovery:
         #: Models restored (or started fresh) in this process: their in-memory state is current.
         self.live: set[str] = set()
         self.restored = False
-        self.last_restore_seconds: float | None = None
         #: Held while a message is being learned (in slices) and while a snapshot is taken.
         self.lock = asyncio.Lock()
 
@@ -155,9 +154,9 @@ class Recovery:
             positions[tp] = min(
                 self.registry.offsets_for(self.registry.get(m.name))[key] for m in models
             )
-        self.last_restore_seconds = time.perf_counter() - started
         self.restored = True
-        logger.info("resuming at %s (restored in %.3f s)", positions, self.last_restore_seconds)
+        elapsed = time.perf_counter() - started
+        logger.info("resuming at %s (restored in %.3f s)", positions, elapsed)
         return positions
 
     async def restore_latest(self, name: str) -> None:

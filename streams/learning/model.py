@@ -31,7 +31,7 @@ from typing import Any
 from river import base, stats
 from river import metrics as metrics_module
 
-from streams.learning.candidates import Candidate
+from streams.learning.candidates import Candidate, predict_with
 from streams.learning.dedupe import DedupeWindow
 from streams.learning.drift import Detection, DriftMonitor
 from streams.learning.errors import InvalidEvent, UnknownCandidate
@@ -94,7 +94,6 @@ class OnlineModel:
             for name, (expression, params) in spec.candidate_pipelines().items()
         ]
         self.champion_pipeline = spec.pipeline
-        self.n_promotions = 0
         self.dedupe = DedupeWindow(limits.dedupe_size, limits.dedupe_seconds)
         self.pending = PendingStore(limits.pending_size, limits.pending_seconds)
         self.labelled = DedupeWindow(limits.dedupe_size, limits.dedupe_seconds)
@@ -110,7 +109,7 @@ class OnlineModel:
         self.n_duplicates = self.n_dead_letters = self.n_missing_values = 0
         self.n_pending_expired = self.n_labels_unmatched = self.n_labels_duplicate = 0
         self.n_labels_early = 0
-        self.n_drifts = self.n_swaps = 0
+        self.n_drifts = 0
         self.last_event_at: datetime | None = None
         self._now = -1.0
         # Labels of this exact type always fit the task; others go through check_label.
@@ -126,10 +125,10 @@ class OnlineModel:
     #: Attributes a snapshot carries: everything needed to resume exactly.
     _STATE = (
         "estimator", "background", "champion", "challengers", "champion_pipeline",
-        "n_promotions", "metrics", "drift", "dedupe", "pending", "labelled", "early", "history",
+        "metrics", "drift", "dedupe", "pending", "labelled", "early", "history",
         "label_lag_seconds", "label_lag_events", "model_version", "n_events", "n_predicted",
         "n_learned", "n_duplicates", "n_dead_letters", "n_missing_values", "n_pending_expired",
-        "n_labels_unmatched", "n_labels_duplicate", "n_labels_early", "n_drifts", "n_swaps",
+        "n_labels_unmatched", "n_labels_duplicate", "n_labels_early", "n_drifts",
         "last_event_at",
     )  # fmt: skip
 
@@ -157,10 +156,7 @@ class OnlineModel:
 
     def predict(self, x: dict[str, Any]) -> tuple[Any, dict[Any, float] | None]:
         """The prediction and, for classifiers, the class probabilities. Never learns."""
-        if self.is_classifier:
-            proba = self.estimator.predict_proba_one(x)
-            return (max(proba, key=proba.get) if proba else None), proba
-        return self.estimator.predict_one(x), None
+        return predict_with(self.estimator, self.is_classifier, x)
 
     def process(self, event: Event, now: float) -> Step:
         """Predict one event; score and learn it if labelled, else park it until its label.
@@ -325,7 +321,6 @@ class OnlineModel:
         self.champion, self.champion_pipeline = winner.name, winner.pipeline
         self.background = None
         self.model_version += 1
-        self.n_promotions += 1
         return record
 
     def leaderboard(self) -> list[dict[str, Any]]:
@@ -352,7 +347,6 @@ class OnlineModel:
             )
             self.background = None
             self.model_version += 1
-            self.n_swaps += 1
 
     def _record(self, event_id: str, y_pred: Any, proba: Any) -> dict[str, Any]:
         record: dict[str, Any] = {

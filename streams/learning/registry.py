@@ -40,8 +40,6 @@ class Outcome:
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     #: Models that have learned ``snapshot_every`` events since their last snapshot.
     snapshot_due: list[OnlineModel] = field(default_factory=list)
-    #: Elements skipped because the model's snapshot already holds them (replay after restore).
-    n_replayed: int = 0
 
 
 def _cut(text: str, limit: int) -> str:
@@ -174,8 +172,7 @@ class ModelRegistry:
                 error = InvalidEvent(f"unknown model {item.model!r}", "model")
                 self._dead_letter(outcome, error, None, raw, where)
                 continue
-            if offset < model.offsets.get(key, 0):
-                outcome.n_replayed += 1
+            if offset < model.offsets.get(key, 0):  # its snapshot already holds this message
                 continue
             try:
                 result = step(model, item)
