@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from streams.learning.errors import ModelNotHere
 from streams.learning.model import OnlineModel
 from streams.node import Node
 
@@ -22,8 +23,13 @@ NodeDep = Annotated[Node, Depends(get_node)]
 
 
 def get_model(name: str, node: NodeDep) -> OnlineModel:
-    """The model named in the path; :class:`UnknownModel` (404) otherwise."""
-    return node.registry.get(name)
+    """The model named in the path, live on this node: :class:`UnknownModel` (404) when no
+    such model is declared, :class:`ModelNotHere` (503) when it is live nowhere reachable
+    (a request for a model live on another node never gets here: it is forwarded)."""
+    model = node.registry.get(name)
+    if not node.owns(name):
+        raise ModelNotHere(name)
+    return model
 
 
 ModelDep = Annotated[OnlineModel, Depends(get_model)]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.forwarding import ForwardToOwner, Peers
 from app.routes import candidates, dashboard, events, health, models, snapshots, telemetry
 from streams.learning.errors import StreamlearnError
 from streams.node import Node
@@ -13,7 +17,8 @@ from streams.node import Node
 
 async def _handle_streamlearn_error(request: Request, exc: Exception) -> JSONResponse:
     status_code = exc.status_code if isinstance(exc, StreamlearnError) else 500
-    return JSONResponse({"detail": str(exc)}, status_code=status_code)
+    headers = {"Retry-After": "1"} if status_code == 503 else None
+    return JSONResponse({"detail": str(exc)}, status_code=status_code, headers=headers)
 
 
 class _InflightCounter:
@@ -35,15 +40,26 @@ class _InflightCounter:
 
 
 def create_api(node: Node) -> FastAPI:
-    """The HTTP API over ``node``'s live models."""
+    """The HTTP API over ``node``'s live models, and through its peers over the group's."""
+    peers = Peers(node)
+
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        yield
+        await peers.client.aclose()
+
     api = FastAPI(
         title="streamlearn",
         summary="Online learning on Kafka: live predictions, metrics and model state.",
         version="0.1.0",
+        lifespan=lifespan,
     )
     api.state.node = node
+    api.state.peers = peers
     api.add_exception_handler(StreamlearnError, _handle_streamlearn_error)
     api.add_middleware(_InflightCounter, node=node)
+    # Outermost: a relayed request waits on the network, not on this node's learning.
+    api.add_middleware(ForwardToOwner, node=node, peers=peers)
     for router in (
         dashboard.router,
         health.router,

@@ -58,29 +58,34 @@ class MetricsOut(BaseModel):
 
 
 class ModelOut(BaseModel):
+    """A model of the group. ``status`` is ``live`` when its owner answered (then every
+    field is filled), ``moving`` while no node holds it (a rebalance), ``unreachable`` when
+    its owner did not answer; then only the declaration and the owner are known."""
+
     name: str
     task: str
-    model_version: int
-    champion: str
-    n_challengers: int
-    n_events: int
-    n_predicted: int
-    n_learned: int
-    n_duplicates: int
-    n_dead_letters: int
-    n_pending_labels: int
-    n_pending_expired: int
-    n_labels_unmatched: int
-    n_labels_waiting: int
-    n_labels_early: int
-    n_labels_duplicate: int
-    n_missing_values: int
-    n_drifts: int
-    label_lag: dict[str, float | int | None]
-    last_event_at: str | None
-    owner: str
+    status: str = "live"
+    owner: str | None
     spec: dict[str, Any]
     pipeline: dict[str, Any]
+    model_version: int | None = None
+    champion: str | None = None
+    n_challengers: int | None = None
+    n_events: int | None = None
+    n_predicted: int | None = None
+    n_learned: int | None = None
+    n_duplicates: int | None = None
+    n_dead_letters: int | None = None
+    n_pending_labels: int | None = None
+    n_pending_expired: int | None = None
+    n_labels_unmatched: int | None = None
+    n_labels_waiting: int | None = None
+    n_labels_early: int | None = None
+    n_labels_duplicate: int | None = None
+    n_missing_values: int | None = None
+    n_drifts: int | None = None
+    label_lag: dict[str, float | int | None] | None = None
+    last_event_at: str | None = None
 
 
 class AcceptedOut(BaseModel):
@@ -90,6 +95,10 @@ class AcceptedOut(BaseModel):
 class HealthOut(BaseModel):
     status: str
     detail: str | None = None
+    node: str | None = None
+    #: Input partitions held (``topic:partition``) and models live on this node.
+    partitions: list[str] | None = None
+    models: list[str] | None = None
 
 
 class DriftOut(BaseModel):

@@ -71,4 +71,7 @@ def create_faust_app(settings: Settings) -> StreamlearnApp:
         web_bind=settings.http_host,
         web_port=settings.http_port,
         web_host=settings.http_host,
+        canonical_url=settings.node_url,
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.session_timeout_seconds / 5,
     )

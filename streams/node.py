@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +12,7 @@ from streams.learning.model import Limits
 from streams.learning.registry import ModelRegistry
 from streams.learning.snapshots import SnapshotStore
 from streams.learning.spec import load_specs
+from streams.ownership import Ownership
 from streams.recovery import Recovery, snapshot_key
 from streams.settings import Settings
 from streams.telemetry import build_prometheus_registry
@@ -27,22 +27,31 @@ class Node:
     app: Any
     topics: Topics
     registry: ModelRegistry
+    #: The URL the group knows this node by; also its name in ``owner`` fields.
     node_id: str
     prometheus: CollectorRegistry
     recovery: Recovery
+    ownership: Ownership
     #: HTTP requests being answered right now; learning yields to them between slices.
     http_inflight: int = 0
 
+    def owns(self, name: str) -> bool:
+        """The model is live here: this node holds its partition and has restored it."""
+        return name in self.recovery.live
+
     def ready(self) -> tuple[bool, str]:
-        """Readiness: the consumer has joined the group and holds its partitions."""
+        """Readiness: the consumer has joined the group and the models it holds are live.
+
+        A node holding no partition (more nodes than partitions) is ready too: it answers
+        every route by forwarding to the owners.
+        """
         consumer = getattr(self.app, "_consumer", None)
         if consumer is None:
             return False, "the Kafka consumer has not started"
         if self.app.rebalancing:
             return False, "the consumer group is rebalancing"
-        assigned = {tp.topic for tp in consumer.assignment()}
-        if self.settings.topic_name("events") not in assigned:
-            return False, "no partition of the events topic is assigned yet"
+        if not self.recovery.assigned:
+            return False, "the consumer has not joined the group yet"
         if not self.recovery.restored:
             return False, "models are being restored from their snapshots"
         return True, "ready"
@@ -75,22 +84,31 @@ def build_node(settings: Settings) -> Node:
     )
     recovery = Recovery(settings, registry, store, topics.snapshots_topic, topics.promotions_topic)
     app.resume_positions = recovery.resume_positions
+    ownership = Ownership(app, registry, settings.node_url)
     node = Node(
         settings=settings,
         app=app,
         topics=topics,
         registry=registry,
-        node_id=f"{socket.gethostname()}:{settings.http_port}",
-        prometheus=build_prometheus_registry(registry),
+        node_id=settings.node_url,
+        prometheus=build_prometheus_registry(registry, recovery, ownership),
         recovery=recovery,
+        ownership=ownership,
     )
     register_learn_agents(node)
     register_metrics_timer(node)
 
+    # Aiokafka rebalances eagerly: every partition is revoked, then the new assignment comes.
+    @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
+    async def hand_over_on_revocation(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        await recovery.hand_over()
+
+    @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
+    async def drop_what_moved(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        recovery.on_assigned(set(assigned))
+
     @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
-    async def snapshot_on_shutdown(sender: Any, **kwargs: Any) -> None:
-        async with recovery.lock:
-            for name in sorted(recovery.live):
-                recovery.take(registry.get(name))
+    async def hand_over_on_shutdown(sender: Any, **kwargs: Any) -> None:
+        await recovery.hand_over()
 
     return node

@@ -14,8 +14,9 @@ import asyncio
 import logging
 import os
 import secrets
+import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -71,6 +72,9 @@ class Recovery:
         self.promotions_topic = promotions_topic
         #: Models restored (or started fresh) in this process: their in-memory state is current.
         self.live: set[str] = set()
+        #: The consumer has had an assignment (possibly empty) from the group.
+        self.assigned = False
+        #: Every model of the assigned partitions is live.
         self.restored = False
         #: Held while a message is being learned (in slices) and while a snapshot is taken.
         self.lock = asyncio.Lock()
@@ -80,19 +84,23 @@ class Recovery:
         offsets = self.registry.offsets_for(model)
         info = self.store.write(model.name, model.snapshot_state(offsets), offsets)
         model.n_learned_at_snapshot = model.n_learned
+        model.offsets = dict(offsets)
         logger.info(
             "snapshot %s v%d (%d bytes) at %s", model.name, info.version, info.bytes, offsets
         )
         return info
 
-    async def publish(self, info: SnapshotInfo) -> None:
-        """Put the snapshot (or, when large, a pointer to it) on the compacted snapshots topic."""
+    async def publish(self, info: SnapshotInfo, *, wait: bool = False) -> None:
+        """Put the snapshot (or, when large, a pointer to it) on the compacted snapshots topic;
+        with ``wait``, return only once the broker has it."""
         path = self.store.directory / info.model / f"v{info.version:08d}.snapshot"
         if info.bytes <= INLINE_LIMIT:
             value = path.read_bytes()
         else:
             value = orjson.dumps({**info.public(), "model": info.model, "path": str(path)})
-        await self.snapshots_topic.send(key=info.model.encode(), value=value)
+        delivery = await self.snapshots_topic.send(key=info.model.encode(), value=value)
+        if wait:
+            await delivery
 
     async def take_and_publish(self, model: OnlineModel) -> SnapshotInfo:
         """Snapshot between two messages, never in the middle of one; then publish it."""
@@ -133,83 +141,154 @@ class Recovery:
             self.take(model)
         return model, info
 
+    async def hand_over(self) -> None:
+        """Snapshot and publish every live model that has moved since its last snapshot, and
+        wait for the broker: whichever node holds it next resumes from here, not from an
+        older snapshot. Runs when partitions are revoked and before a clean shutdown."""
+        async with self.lock:
+            infos = [
+                self.take(model)
+                for model in (self.registry.get(name) for name in sorted(self.live))
+                if self.registry.offsets_for(model) != model.offsets
+            ]
+        for info in infos:
+            await self.publish(info, wait=True)
+        if infos:
+            logger.info("handed over %s", [info.model for info in infos])
+
+    def on_assigned(self, assigned: set[Any]) -> None:
+        """A new assignment: models whose partition went elsewhere are dropped, so this
+        node neither serves nor snapshots a state another node is moving on from."""
+        held = {tp.partition for tp in assigned if tp.topic in self.registry.input_topics}
+        gone = {self.registry.partition_of(name) for name in self.live} - held
+        for partition in sorted(gone):
+            names = self.registry.release(partition)
+            self.live.difference_update(names)
+            logger.info("partition %d moved to another node: dropped %s", partition, names)
+        self.restored = all(
+            model.name in self.live for p in held for model in self.registry.models_on(p)
+        )
+        self.assigned = True
+
     async def resume_positions(
         self, assigned: set[Any], committed: Mapping[Any, int]
     ) -> dict[Any, int]:
         """Restore the models of newly assigned partitions; where each partition resumes."""
         self.restored = False
         started = time.perf_counter()
+        held = {tp.partition for tp in assigned if tp.topic in self.registry.input_topics}
+        arriving = sorted(
+            p for p in held if any(m.name not in self.live for m in self.registry.models_on(p))
+        )
+        names = [m.name for p in arriving for m in self.registry.models_on(p)]
+        published = await self.read_published(names) if names else {}
+        for partition in arriving:
+            self.registry.release(partition)  # positions of an earlier stay here are stale
+            for model in self.registry.models_on(partition):
+                await self.restore_latest(model.name, published.get(model.name))
+                self.live.add(model.name)
         positions: dict[Any, int] = {}
         for tp in sorted(assigned):
-            if tp.topic not in self.registry.input_topics:
-                continue
             models = self.registry.models_on(tp.partition)
-            if not models:
+            if tp.topic not in self.registry.input_topics or not models:
                 continue
-            for model in models:
-                if model.name not in self.live:
-                    await self.restore_latest(model.name)
-                    self.live.add(model.name)
             key = tp_key(tp.topic, tp.partition)
-            positions[tp] = min(
-                self.registry.offsets_for(self.registry.get(m.name))[key] for m in models
-            )
+            positions[tp] = min(self.registry.offsets_for(m)[key] for m in models)
+            self.registry.positions[key] = positions[tp]
         self.restored = True
         elapsed = time.perf_counter() - started
-        logger.info("resuming at %s (restored in %.3f s)", positions, elapsed)
+        logger.info("resuming at %s (restored %s in %.3f s)", positions, names, elapsed)
         return positions
 
-    async def restore_latest(self, name: str) -> None:
-        """The newest valid snapshot of ``name`` (local, else from the topic), or a fresh model."""
-        for version in reversed(self.store.versions(name)):
+    async def restore_latest(self, name: str, published: bytes | None = None) -> None:
+        """Become the snapshot of ``name`` that has come furthest: the local versions and the
+        one ``published`` on the snapshots topic (by another node, say), newest first; the
+        next one when a snapshot fails its checks; a fresh model when none is left."""
+        # (progress, rank: local version or -1 for the topic, load, label)
+        candidates: list[tuple[int, int, Callable[[], dict[str, Any]], str]] = []
+        for version in self.store.versions(name):
             try:
-                state, info = self.store.read(name, version)
+                info = self.store.info(name, version)
+            except (OSError, ValueError, struct.error) as exc:
+                logger.error("unreadable snapshot %s v%d: %s", name, version, exc)
+                continue
+            candidates.append(
+                (_progress(info.offsets), version, _local_loader(self.store, name, version),
+                 f"v{version} (local)")
+            )  # fmt: skip
+        if published is not None:
+            try:
+                header, payload = self._open_published(name, published)
+            except (SnapshotRefused, OSError, ValueError, KeyError) as exc:
+                logger.error("refused snapshot of %s from the topic: %s", name, exc)
+            else:
+                candidates.append(
+                    (_progress(header["offsets"]), -1, lambda: restricted_loads(payload),
+                     f"v{header.get('version')} from the snapshots topic")
+                )  # fmt: skip
+        for _, rank, load, label in sorted(candidates, key=lambda c: c[:2], reverse=True):
+            try:
+                state = load()
                 self.registry.reset_model(name).restore_state(state)
             except (SnapshotRefused, ValueError) as exc:
-                logger.error("refused snapshot %s v%d: %s", name, version, exc)
+                logger.error("refused snapshot %s %s: %s", name, label, exc)
                 continue
-            logger.info("restored %s from v%d at %s", name, info.version, info.offsets)
-            return
-        state = await self._from_topic(name)
-        if state is not None:
-            self.registry.reset_model(name).restore_state(state)
-            logger.info("restored %s from the snapshots topic at %s", name, state["offsets"])
+            logger.info("restored %s from %s at %s", name, label, state["offsets"])
+            if rank < 0:  # from the topic: keep a local copy, to be listed and rolled back to
+                self.take(self.registry.get(name))
             return
         self.registry.reset_model(name)
         logger.info("no snapshot of %s: it learns its partition from the start", name)
 
-    async def _from_topic(self, name: str) -> dict[str, Any] | None:
-        """The latest snapshot of ``name`` on the compacted snapshots topic, verified."""
+    def _open_published(self, name: str, value: bytes) -> tuple[dict[str, Any], bytes]:
+        """Header and payload of a snapshot read from the topic (whole, or a pointer)."""
+        if not value.startswith(MAGIC):
+            pointer = orjson.loads(value)
+            with open(pointer["path"], "rb") as handle:
+                value = handle.read()
+        header, payload = open_sealed(self.store.key, value, f"snapshot of {name} from the topic")
+        if header.get("model") != name:
+            raise SnapshotRefused(f"the topic's snapshot of {name!r} is of {header.get('model')!r}")
+        return header, payload
+
+    async def read_published(self, names: list[str]) -> dict[str, bytes]:
+        """The latest value on the compacted snapshots topic for each of ``names``."""
+        if self.snapshots_topic is None:  # a node without a topic keeps snapshots local
+            return {}
+        topic = self.settings.topic_name("snapshots")
         # Keyed by model, so all of a model's snapshots are in the model's partition.
-        tp = TopicPartition(self.settings.topic_name("snapshots"), self.registry.partition_of(name))
+        tps = sorted({TopicPartition(topic, self.registry.partition_of(n)) for n in names})
+        wanted = {n.encode() for n in names}
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
         )
         await consumer.start()
-        latest: bytes | None = None
+        latest: dict[str, bytes] = {}
         try:
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
-            end = (await consumer.end_offsets([tp]))[tp]
-            while await consumer.position(tp) < end:
-                batches = await consumer.getmany(tp, timeout_ms=1000)
-                for record in batches.get(tp, []):
-                    if record.key == name.encode():
-                        latest = record.value
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            for tp in tps:
+                while await consumer.position(tp) < ends[tp]:
+                    batches = await consumer.getmany(tp, timeout_ms=1000)
+                    for record in batches.get(tp, []):
+                        if record.key in wanted and record.value is not None:
+                            latest[record.key.decode()] = record.value
         finally:
             await consumer.stop()
-        if latest is None:
-            return None
-        try:
-            if not latest.startswith(MAGIC):
-                pointer = orjson.loads(latest)
-                with open(pointer["path"], "rb") as handle:
-                    latest = handle.read()
-            _, payload = open_sealed(self.store.key, latest, f"snapshot of {name} from the topic")
-            state: dict[str, Any] = restricted_loads(payload)
-        except (SnapshotRefused, OSError, ValueError, KeyError) as exc:
-            logger.error("refused snapshot of %s from the topic: %s", name, exc)
-            return None
+        return latest
+
+
+def _progress(offsets: Mapping[str, int]) -> int:
+    """How far a snapshot has come: the sum of the offsets it resumes at."""
+    return sum(offsets.values())
+
+
+def _local_loader(store: SnapshotStore, name: str, version: int) -> Callable[[], dict[str, Any]]:
+    def load() -> dict[str, Any]:
+        state: dict[str, Any] = store.read(name, version)[0]
         return state
+
+    return load

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -24,6 +25,13 @@ class Settings(BaseSettings):
     snapshot_retention: int = Field(default=5, ge=1)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
+    #: How the other nodes of the group reach this one; by default built from the host and
+    #: port (the machine's hostname when binding every interface).
+    advertised_url: str | None = None
+    #: A node silent this long (kill -9, a lost machine) is dropped from the group and its
+    #: models move to the others.
+    session_timeout_seconds: float = Field(default=10.0, ge=6.0, le=300.0)
+    forward_timeout_seconds: float = Field(default=10.0, gt=0)
 
     max_event_bytes: int = Field(default=1_048_576, ge=1024)
     max_request_bytes: int = Field(default=8_388_608, ge=1024)
@@ -51,6 +59,16 @@ class Settings(BaseSettings):
     def bootstrap_port(self) -> int:
         """Port of the first bootstrap server."""
         return int(self.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def node_url(self) -> str:
+        """The URL this node advertises to its group (and names itself by)."""
+        if self.advertised_url:
+            return self.advertised_url.rstrip("/")
+        host = self.http_host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - recognising the wildcard, not binding
+            host = socket.gethostname()
+        return f"http://{host}:{self.http_port}"
 
     def topic_name(self, name: str) -> str:
         """Full topic name for a contract topic (``events`` -> ``streamlearn.events``)."""

@@ -13,6 +13,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from streams.learning.registry import ModelRegistry
+from streams.ownership import Ownership
+from streams.recovery import Recovery
 
 NAMESPACE = "streamlearn"
 
@@ -31,13 +33,15 @@ _COUNTERS = (
 
 
 class ModelCollector(Collector):
-    """Per-model counters and metric values, with low-cardinality labels."""
+    """Per-model counters and metric values of the models live on this node (so that the
+    series of several nodes add up), with low-cardinality labels."""
 
-    def __init__(self, registry: ModelRegistry) -> None:
+    def __init__(self, registry: ModelRegistry, recovery: Recovery) -> None:
         self.registry = registry
+        self.recovery = recovery
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        models = list(self.registry)
+        models = [m for m in self.registry if m.name in self.recovery.live]
         for name, attribute, documentation in _COUNTERS:
             family = CounterMetricFamily(f"{NAMESPACE}_{name}", documentation, labels=["model"])
             for model in models:
@@ -92,8 +96,52 @@ class ModelCollector(Collector):
         yield candidates
 
 
-def build_prometheus_registry(registry: ModelRegistry) -> CollectorRegistry:
+class NodeCollector(Collector):
+    """This node's place in the group: the partitions and models it holds, and its lag."""
+
+    def __init__(self, ownership: Ownership, recovery: Recovery) -> None:
+        self.ownership = ownership
+        self.recovery = recovery
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        node = self.ownership.url
+        info = GaugeMetricFamily(
+            f"{NAMESPACE}_node_info", "This node, by the URL its group knows it by.",
+            labels=["node"],
+        )  # fmt: skip
+        info.add_metric([node], 1)
+        members = GaugeMetricFamily(
+            f"{NAMESPACE}_group_members", "Nodes in the consumer group, as of the last rebalance."
+        )
+        members.add_metric([], len(self.ownership.members()))
+        owned = GaugeMetricFamily(
+            f"{NAMESPACE}_model_owned", "1 for each model live on this node.",
+            labels=["node", "model"],
+        )  # fmt: skip
+        for name in sorted(self.recovery.live):
+            owned.add_metric([node, name], 1)
+        assigned = GaugeMetricFamily(
+            f"{NAMESPACE}_partition_assigned", "1 for each input partition this node holds.",
+            labels=["node", "topic", "partition"],
+        )  # fmt: skip
+        lag = GaugeMetricFamily(
+            f"{NAMESPACE}_consumer_lag",
+            "Messages on an input partition of this node not handled yet.",
+            labels=["node", "topic", "partition"],
+        )
+        for state in self.ownership.partitions():
+            labels = [node, state.topic, str(state.partition)]
+            assigned.add_metric(labels, 1)
+            if state.lag is not None:
+                lag.add_metric(labels, state.lag)
+        yield from (info, members, owned, assigned, lag)
+
+
+def build_prometheus_registry(
+    registry: ModelRegistry, recovery: Recovery, ownership: Ownership
+) -> CollectorRegistry:
     """A registry of this node's own, so that tests and several nodes never share one."""
     prometheus = CollectorRegistry(auto_describe=True)
-    prometheus.register(ModelCollector(registry))
+    prometheus.register(ModelCollector(registry, recovery))
+    prometheus.register(NodeCollector(ownership, recovery))
     return prometheus

@@ -9,6 +9,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from streams.learning.errors import StreamlearnError
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,10 @@ CONTRACT_TOPICS = (
 )
 #: Topics keyed by model whose latest value per key is all that matters.
 COMPACTED_TOPICS = frozenset({"snapshots"})
+
+
+class TopicMismatch(StreamlearnError, RuntimeError):
+    """An existing input topic does not have the partition count this node expects."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,15 @@ async def create_topics(settings: Settings) -> list[str]:
                 await admin.create_topics(wanted)
             except TopicAlreadyExistsError:
                 logger.info("another process created the topics first")
+        inputs = [settings.topic_name(n) for n in ("events", "labels")]
+        for described in await admin.describe_topics(inputs):
+            count = len(described.get("partitions", ()))
+            if count and count != settings.topic_partitions:
+                raise TopicMismatch(
+                    f"topic {described['topic']} has {count} partitions but"
+                    f" STREAMLEARN_TOPIC_PARTITIONS is {settings.topic_partitions}: every node"
+                    " must use the partition count the input topics were created with"
+                )
         return [t.name for t in wanted]
     finally:
         await admin.close()

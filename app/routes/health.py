@@ -19,8 +19,16 @@ async def read_health() -> HealthOut:
 
 @router.get("/readyz", response_model=HealthOut, responses={503: {"model": HealthOut}})
 async def read_readiness(node: NodeDep) -> HealthOut | JSONResponse:
-    """Partitions are assigned and models are ready to learn; 503 until then."""
+    """The node has joined its group and restored the models it holds (503 until then);
+    which partitions and models it holds."""
     ready, detail = node.ready()
+    out = HealthOut(
+        status="ready" if ready else "not ready",
+        detail=detail,
+        node=node.node_id,
+        partitions=[f"{p.topic}:{p.partition}" for p in node.ownership.partitions()],
+        models=sorted(node.recovery.live),
+    )
     if not ready:
-        return JSONResponse({"status": "not ready", "detail": detail}, status_code=503)
-    return HealthOut(status="ready", detail=detail)
+        return JSONResponse(out.model_dump(), status_code=503)
+    return out

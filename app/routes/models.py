@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Request
 
 from app.deps import ModelDep, NodeDep
+from app.forwarding import Peers, was_forwarded
 from app.schemas import (
     DriftOut,
     HistoryOut,
@@ -31,9 +32,35 @@ def _model_out(model: OnlineModel, owner: str) -> ModelOut:
 
 
 @router.get("", response_model=list[ModelOut])
-async def read_models(node: NodeDep) -> list[ModelOut]:
-    """Every model with its spec, version and counters."""
-    return [_model_out(model, node.node_id) for model in node.registry]
+async def read_models(
+    node: NodeDep,
+    request: Request,
+    local: bool = Query(False, description="only the models live on this node"),
+) -> list[ModelOut]:
+    """Every model of the group with its owner, spec, version and counters (asked of the
+    node that holds it)."""
+    found = {m.name: _model_out(m, node.node_id) for m in node.registry if node.owns(m.name)}
+    silent: set[str] = set()
+    if not local and not was_forwarded(request.scope):
+        peers: Peers = request.app.state.peers
+        for url, answer in (await peers.gather("/models?local=true")).items():
+            if not isinstance(answer, list):
+                silent.add(url)
+                continue
+            for item in answer:
+                found.setdefault(item["name"], ModelOut.model_validate(item))
+        for model in node.registry:
+            if model.name not in found:
+                owner = node.ownership.owner_of(model.name)
+                found[model.name] = ModelOut(
+                    name=model.name,
+                    task=model.spec.task,
+                    status="unreachable" if owner in silent else "moving",
+                    owner=owner,
+                    spec=model.spec.public(),
+                    pipeline=model.pipeline_description(),
+                )
+    return [found[name] for name in node.registry.models if name in found]
 
 
 @router.get("/{name}", response_model=ModelOut, responses={404: {"description": "Unknown model"}})

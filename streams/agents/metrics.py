@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def register_metrics_timer(node: Node) -> None:
-    """Every ``metrics_interval_seconds``, one message per model that has learned."""
+    """Every ``metrics_interval_seconds``, one message per model live here that has learned."""
     registry = node.registry
     metrics_topic = node.topics.metrics_topic
 
@@ -20,7 +20,7 @@ def register_metrics_timer(node: Node) -> None:
     async def publish_metrics() -> None:
         ts = datetime.now(tz=UTC).isoformat()
         for model in registry:
-            if not model.n_learned:
+            if not model.n_learned or not node.owns(model.name):
                 continue
             await metrics_topic.send(
                 key=model.name.encode(),

@@ -52,3 +52,17 @@ class UnknownCandidate(StreamlearnError, LookupError):
 
     def __init__(self, model: str, name: str) -> None:
         super().__init__(f"model {model!r} has no challenger {name!r}")
+
+
+class ModelNotHere(StreamlearnError, LookupError):
+    """The model exists but is not live on this node, and no other node can answer for it
+    right now (its partition is moving between nodes)."""
+
+    status_code = 503
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"model {name!r} is not live on this node and no other node holds it right now:"
+            " its partition is moving between nodes (a rebalance); retry in a moment"
+        )
+        self.name = name

@@ -46,6 +46,16 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _misplaced(name: str, partition: int, registry: ModelRegistry) -> InvalidEvent:
+    expected = registry.partition_of(name)
+    return InvalidEvent(
+        f"an event of model {name!r} arrived on partition {partition}, but model {name!r} is"
+        f" learned from partition {expected} of {registry.partitions}: key each message by the"
+        " model name with Kafka's default (murmur2) partitioner",
+        "model",
+    )
+
+
 def _last(steps: Iterator[Outcome | None]) -> Outcome:
     """Run a sliced handling to its end."""
     outcome = Outcome()
@@ -89,6 +99,16 @@ class ModelRegistry:
         p = self.partition_of(model.name)
         keys = [tp_key(topic, p) for topic in self.input_topics]
         return {k: max(self.positions.get(k, 0), model.offsets.get(k, 0)) for k in keys}
+
+    def release(self, partition: int) -> list[str]:
+        """Forget the models of ``partition`` (it moved to another node): fresh instances,
+        and no resume position of this node's for that partition."""
+        names = [m.name for m in self.models_on(partition)]
+        for name in names:
+            self.reset_model(name)
+        for topic in self.input_topics:
+            self.positions.pop(tp_key(topic, partition), None)
+        return names
 
     def reset_model(self, name: str) -> OnlineModel:
         """Replace ``name`` by a fresh model of the same spec (before a restore)."""
@@ -171,6 +191,10 @@ class ModelRegistry:
             if model is None:
                 error = InvalidEvent(f"unknown model {item.model!r}", "model")
                 self._dead_letter(outcome, error, None, raw, where)
+                continue
+            if partition != self.partition_of(model.name):
+                self._dead_letter(outcome, _misplaced(model.name, partition, self), model, raw,
+                                  where)  # fmt: skip
                 continue
             if offset < model.offsets.get(key, 0):  # its snapshot already holds this message
                 continue

@@ -57,10 +57,14 @@ def kafka(kafka_broker: LocalKafka) -> str:
 class NodeProcess:
     """A ``streamlearn worker`` subprocess with its own topics, models file and port."""
 
-    def __init__(self, workdir: Path, bootstrap: str, models_toml: str, **env: str) -> None:
+    def __init__(
+        self, workdir: Path, bootstrap: str, models_toml: str, prefix: str | None = None,
+        **env: str,
+    ) -> None:  # fmt: skip
         self.workdir = workdir
         self.port = free_port()
-        self.prefix = f"t{uuid.uuid4().hex[:8]}."
+        #: Nodes with the same prefix share topics and app id: they form one group.
+        self.prefix = prefix or f"t{uuid.uuid4().hex[:8]}."
         workdir.mkdir(parents=True, exist_ok=True)
         models = workdir / "models.toml"
         models.write_text(models_toml)
@@ -142,11 +146,14 @@ class NodeProcess:
 
 @pytest.fixture
 def start_node(kafka: str, tmp_path: Path) -> Iterator[object]:
-    """Factory: ``start_node(models_toml, **env)`` returns a ready :class:`NodeProcess`."""
+    """Factory: ``start_node(models_toml, join=None, **env)`` returns a ready
+    :class:`NodeProcess`; with ``join=other`` it joins ``other``'s group (same topics and app
+    id, its own port and state directory)."""
     nodes: list[NodeProcess] = []
 
-    def start(models_toml: str, **env: str) -> NodeProcess:
-        node = NodeProcess(tmp_path / f"node{len(nodes)}", kafka, models_toml, **env)
+    def start(models_toml: str, join: NodeProcess | None = None, **env: str) -> NodeProcess:
+        prefix = join.prefix if join else None
+        node = NodeProcess(tmp_path / f"node{len(nodes)}", kafka, models_toml, prefix, **env)
         nodes.append(node)
         node.start()
         return node

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +30,7 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     models.write_text(MODELS)
     settings = Settings(models=models, state_dir=tmp_path / "state", max_request_bytes=4096)
     node = build_node(settings)
+    node.recovery.live.update(node.registry.models)  # as if the group gave it every partition
     transport = httpx.ASGITransport(app=create_api(node))
     async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
         yield client
@@ -112,10 +114,34 @@ async def test_oversized_body_is_413(client: httpx.AsyncClient) -> None:
 
 
 async def test_not_ready_until_the_consumer_has_partitions(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/healthz")).json() == {"status": "ok", "detail": None}
+    assert (await client.get("/healthz")).json()["status"] == "ok"
     response = await client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["detail"] == "the Kafka consumer has not started"
+    body = response.json()
+    assert body["detail"] == "the Kafka consumer has not started"
+    assert body["node"] == "http://127.0.0.1:8000"
+    assert body["models"] == ["clicks", "prices"]
+
+
+async def test_every_answer_names_the_node_that_computed_it(client: httpx.AsyncClient) -> None:
+    for response in (await client.get("/models/clicks"), await client.get("/models/nope")):
+        assert response.headers["x-streamlearn-node"] == "http://127.0.0.1:8000"
+    assert (await client.get("/models/clicks")).json()["owner"] == "http://127.0.0.1:8000"
+
+
+async def test_a_model_live_nowhere_is_503_with_retry_after(client: httpx.AsyncClient) -> None:
+    api: Any = client._transport.app  # type: ignore[attr-defined]
+    api.state.node.recovery.live.discard("prices")  # its partition moved, nobody holds it yet
+    for response in (
+        await client.get("/models/prices"),
+        await client.post("/models/prices/predict", json={"features": {"x": 1}}),
+    ):
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert "'prices' is not live on this node" in response.json()["detail"]
+    listed = {m["name"]: m for m in (await client.get("/models")).json()}
+    assert listed["prices"]["status"] == "moving" and listed["prices"]["n_learned"] is None
+    assert listed["clicks"]["status"] == "live" and listed["clicks"]["n_learned"] == 0
 
 
 async def test_prometheus_and_openapi(client: httpx.AsyncClient) -> None:
@@ -124,6 +150,8 @@ async def test_prometheus_and_openapi(client: httpx.AsyncClient) -> None:
     assert 'streamlearn_model_version{model="prices"} 1.0' in text
     assert 'streamlearn_pending_labels{model="clicks"} 0.0' in text
     assert 'streamlearn_drifts_total{model="clicks"} 0.0' in text
+    assert 'streamlearn_model_owned{model="clicks",node="http://127.0.0.1:8000"} 1.0' in text
+    assert 'streamlearn_node_info{node="http://127.0.0.1:8000"} 1.0' in text
     paths = (await client.get("/openapi.json")).json()["paths"]
     for path in ("/models", "/models/{name}", "/models/{name}/predict", "/models/{name}/metrics",
                  "/events", "/healthz", "/readyz", "/metrics"):  # fmt: skip

@@ -93,7 +93,7 @@ def test_a_wrong_label_is_a_dead_letter() -> None:
     event(reg, "e", {"a": 1.0})
     out = reg.handle_labels(
         b'[{"event_id": "e", "model": "m", "label": 2.5}, {"event_id": "x", "model": "m"}]',
-        topic="l", partition=3, offset=7, now=0.0,
+        topic="l", partition=0, offset=7, now=0.0,
     )  # fmt: skip
     errors = [d["error"] for d in out.dead_letters]
     assert "label 2.5 does not fit 'm', a binary model" in errors[0]

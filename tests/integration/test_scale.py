@@ -1,0 +1,243 @@
+"""Several nodes in one group: any node answers for every model, models move exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from river import datasets, linear_model, naive_bayes, preprocessing, tree
+
+from streams.learning.partitioning import partition_for
+from tests.integration.conftest import NodeProcess
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TOKEN = "scale-admin-token"
+GROUP_ENV = {"STREAMLEARN_ADMIN_TOKEN": TOKEN, "STREAMLEARN_SNAPSHOT_KEY": "shared-group-key"}
+
+#: One model per partition of the 4 (murmur2 of the name), so two nodes hold two each.
+MODELS = """
+[models.clicks]
+task = "binary"
+pipeline = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"
+preprocess = "none"
+snapshot_every = 700
+
+[models.churn]
+task = "binary"
+pipeline = "tree.HoeffdingTreeClassifier()"
+preprocess = "none"
+snapshot_every = 700
+
+[models.fraud]
+task = "binary"
+pipeline = "naive_bayes.GaussianNB()"
+preprocess = "none"
+snapshot_every = 700
+
+[models.prices]
+task = "binary"
+pipeline = "preprocessing.StandardScaler() | linear_model.LogisticRegression(l2=0.01)"
+preprocess = "none"
+snapshot_every = 700
+"""
+NAMES = ["clicks", "churn", "fraud", "prices"]
+
+
+def river_model(name: str) -> Any:
+    return {
+        "clicks": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+        "churn": lambda: tree.HoeffdingTreeClassifier(),
+        "fraud": lambda: naive_bayes.GaussianNB(),
+        "prices": lambda: (
+            preprocessing.StandardScaler() | linear_model.LogisticRegression(l2=0.01)
+        ),
+    }[name]()
+
+
+def rows(name: str, n: int) -> list[tuple[dict[str, Any], int]]:
+    seed = NAMES.index(name) + 1
+    return list(itertools.islice(datasets.synth.Agrawal(seed=seed), n))
+
+
+def batches(name: str, data: list[tuple[dict[str, Any], int]], size: int) -> list[bytes]:
+    events = [
+        {"event_id": f"{name}-{i}", "model": name, "features": x, "label": y}
+        for i, (x, y) in enumerate(data)
+    ]
+    return [orjson.dumps(events[i : i + size]) for i in range(0, len(events), size)]
+
+
+def paced_feed(bootstrap: str, topic: str, data: dict[str, list[bytes]], seconds: float) -> Any:
+    """Send every model's messages round-robin, spread over about ``seconds``."""
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                    enable_idempotence=True)  # fmt: skip
+        await producer.start()
+        try:
+            rounds = max(len(v) for v in data.values())
+            for i in range(rounds):
+                for name, values in data.items():
+                    if i < len(values):
+                        await producer.send_and_wait(topic, values[i], key=name.encode())
+                await asyncio.sleep(seconds / rounds)
+        finally:
+            await producer.stop()
+
+    thread = threading.Thread(target=lambda: asyncio.run(send()))
+    thread.start()
+    return thread
+
+
+def owners(node: NodeProcess) -> dict[str, str]:
+    return {m["name"]: m["owner"] for m in node.get("/models").json() if m["status"] == "live"}
+
+
+def wait_until(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # a node restarting answers nothing for a moment
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def spread_over(nodes: list[NodeProcess], timeout: float = 60.0) -> dict[str, str]:
+    """Wait until every model is live on one of ``nodes`` and each node holds some."""
+    urls = {n.url for n in nodes}
+
+    def spread() -> bool:
+        seen = owners(nodes[0])
+        return set(seen) == set(NAMES) and set(seen.values()) == urls
+
+    wait_until(spread, timeout, f"the models to spread over {sorted(urls)}")
+    return owners(nodes[0])
+
+
+def assert_exact(node: NodeProcess, data: dict[str, list[tuple[dict[str, Any], int]]]) -> None:
+    """Every model learned each of its events once and predicts as uninterrupted River."""
+    probes = [x for x, _ in itertools.islice(datasets.synth.Agrawal(seed=99), 100)]
+    for name, labelled in data.items():
+        state = node.wait_for(name, "n_learned", len(labelled), timeout=120)
+        assert state["n_duplicates"] == 0
+        reference = river_model(name)
+        for x, y in labelled:
+            reference.learn_one(x, y)
+        served = node.post(f"/models/{name}/predict", json={"instances": probes}).json()
+        worst = max(
+            abs(out["proba"].get(str(label), 0.0) - p)
+            for x, out in zip(probes, served["predictions"], strict=True)
+            for label, p in reference.predict_proba_one(x).items()
+        )
+        assert worst < 1e-9, (name, worst)
+
+
+def test_two_nodes_answer_every_route_for_every_model(start_node: Any) -> None:
+    assert sorted(partition_for(n, 4) for n in NAMES) == [0, 1, 2, 3]
+    a = start_node(MODELS, **GROUP_ENV)
+    b = start_node(MODELS, join=a, **GROUP_ENV)
+    owner = spread_over([a, b])
+    bootstrap = a.env["STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS"]
+    data = {name: rows(name, 300) for name in NAMES}
+    paced_feed(bootstrap, a.topic("events"), {n: batches(n, d, 50) for n, d in data.items()},
+               seconds=0).join()  # fmt: skip
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    for node in (a, b):
+        for name in NAMES:
+            node.wait_for(name, "n_learned", 300)
+            answers = [
+                node.get(f"/models/{name}"),
+                node.get(f"/models/{name}/metrics"),
+                node.get(f"/models/{name}/drift"),
+                node.get(f"/models/{name}/history"),
+                node.get(f"/models/{name}/candidates"),
+                node.post(f"/models/{name}/predict", json={"features": data[name][0][0]}),
+                node.get(f"/models/{name}/snapshots"),
+            ]
+            created = node.post(f"/models/{name}/snapshots", headers=auth)
+            assert created.status_code == 201, created.text
+            for response in [*answers, created]:
+                assert response.status_code == 200 or response is created, response.text
+                assert response.headers["x-streamlearn-node"] == owner[name]
+                relayed = response.headers.get("x-streamlearn-forwarded-by")
+                assert relayed == (None if node.url == owner[name] else node.url)
+            assert answers[0].json()["owner"] == owner[name]
+            assert answers[1].json()["n_learned"] == 300
+            # An admin route relayed keeps its guard: no token, no snapshot.
+            assert node.post(f"/models/{name}/snapshots").status_code == 401
+        listed = node.get("/models").json()
+        assert [m["name"] for m in listed] == NAMES
+        assert all(m["status"] == "live" and m["n_learned"] == 300 for m in listed)
+        assert {m["name"]: m["owner"] for m in listed} == owner
+
+    # events and labels are co-partitioned: each node holds the same partitions of both.
+    for node in (a, b):
+        ready = node.get("/readyz").json()
+        held = ready["partitions"]
+        assert sorted(p.split(":")[-1] for p in held if ":events:" in f":{p}") == sorted(
+            p.split(":")[-1] for p in held if ":labels:" in f":{p}"
+        )
+        assert set(ready["models"]) == {n for n, url in owner.items() if url == node.url}
+        text = node.get("/metrics").text
+        for name in NAMES:
+            mine = owner[name] == node.url
+            assert (f'streamlearn_model_owned{{model="{name}",node="{node.url}"}} 1.0' in text) == mine
+        assert "streamlearn_consumer_lag{" in text and "streamlearn_group_members 2.0" in text
+
+    # A label sent to either node reaches the node holding the pending prediction.
+    unlabelled = [{"event_id": f"late-{name}", "model": name, "features": data[name][1][0]}
+                  for name in NAMES]  # fmt: skip
+    assert a.post("/events", json=unlabelled).status_code == 202
+    for name in NAMES:
+        b.wait_for(name, "n_pending_labels", 1)
+    labels = [{"event_id": f"late-{name}", "model": name, "label": True} for name in NAMES]
+    assert b.post("/labels", json=labels).status_code == 202
+    for name in NAMES:
+        a.wait_for(name, "n_learned", 301)
+
+
+def test_kill_9_one_of_two_nodes_mid_stream_loses_and_doubles_nothing(start_node: Any) -> None:
+    a = start_node(MODELS, **GROUP_ENV)
+    b = start_node(MODELS, join=a, **GROUP_ENV)
+    owner = spread_over([a, b])
+    data = {name: rows(name, 3_000) for name in NAMES}
+    feed = paced_feed(a.env["STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS"], a.topic("events"),
+                      {n: batches(n, d, 10) for n, d in data.items()}, seconds=15)  # fmt: skip
+    on_b = [name for name, url in owner.items() if url == b.url]
+    wait_until(lambda: all(a.get(f"/models/{n}").json()["n_learned"] > 600 for n in on_b), 60,
+               "node b to learn a while")  # fmt: skip
+    b.kill()
+    moved = spread_over([a], timeout=60)
+    assert set(moved.values()) == {a.url}
+    feed.join()
+    assert_exact(a, data)
+
+
+def test_a_third_node_joins_then_one_leaves_and_models_move_exactly(start_node: Any) -> None:
+    a = start_node(MODELS, **GROUP_ENV)
+    b = start_node(MODELS, join=a, **GROUP_ENV)
+    spread_over([a, b])
+    data = {name: rows(name, 3_000) for name in NAMES}
+    feed = paced_feed(a.env["STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS"], a.topic("events"),
+                      {n: batches(n, d, 10) for n, d in data.items()}, seconds=20)  # fmt: skip
+    wait_until(lambda: min(m["n_learned"] for m in a.get("/models").json()) > 400, 60,
+               "the stream to be under way")  # fmt: skip
+    c = start_node(MODELS, join=a, **GROUP_ENV)
+    with_c = spread_over([a, b, c])
+    learned_then = {m["name"]: m["n_learned"] for m in c.get("/models").json()}
+    assert max(learned_then.values()) < 3_000, "the stream ended before the third node came"
+    a.stop()  # a clean leave: its models are handed over through the snapshots topic
+    spread_over([b, c])
+    feed.join()
+    assert_exact(c, data)
+    assert with_c  # (for the failure message when the spread never happened)
