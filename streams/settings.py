@@ -16,7 +16,7 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = "streamlearn."
-    topic_partitions: int = Field(default=4, ge=1)
+    topic_partitions: int = Field(default=12, ge=1)
     app_id: str = "streamlearn"
     models: Path = Path("models.toml")
     state_dir: Path = Path(".state")

@@ -19,46 +19,36 @@ from tests.integration.conftest import NodeProcess
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TOKEN = "scale-admin-token"
-GROUP_ENV = {"STREAMLEARN_ADMIN_TOKEN": TOKEN, "STREAMLEARN_SNAPSHOT_KEY": "shared-group-key"}
+PARTITIONS = 6
+GROUP_ENV = {
+    "STREAMLEARN_ADMIN_TOKEN": TOKEN,
+    "STREAMLEARN_SNAPSHOT_KEY": "shared-group-key",
+    "STREAMLEARN_TOPIC_PARTITIONS": str(PARTITIONS),
+}
 
-#: One model per partition of the 4 (murmur2 of the name), so two nodes hold two each.
-MODELS = """
-[models.clicks]
-task = "binary"
-pipeline = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"
-preprocess = "none"
-snapshot_every = 700
-
-[models.churn]
-task = "binary"
-pipeline = "tree.HoeffdingTreeClassifier()"
-preprocess = "none"
-snapshot_every = 700
-
-[models.fraud]
-task = "binary"
-pipeline = "naive_bayes.GaussianNB()"
-preprocess = "none"
-snapshot_every = 700
-
-[models.prices]
-task = "binary"
-pipeline = "preprocessing.StandardScaler() | linear_model.LogisticRegression(l2=0.01)"
-preprocess = "none"
-snapshot_every = 700
-"""
-NAMES = ["clicks", "churn", "fraud", "prices"]
+#: One model per partition (murmur2 of the name): two nodes hold three each, three hold two.
+PIPELINES: dict[str, tuple[str, Any]] = {
+    "clicks": ("preprocessing.StandardScaler() | linear_model.LogisticRegression()",
+               lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression()),
+    "prices": ("tree.HoeffdingTreeClassifier()", lambda: tree.HoeffdingTreeClassifier()),
+    "ctr": ("naive_bayes.GaussianNB()", lambda: naive_bayes.GaussianNB()),
+    "views": ("preprocessing.StandardScaler() | linear_model.LogisticRegression(l2=0.01)",
+              lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(l2=0.01)),
+    "fraud": ("tree.HoeffdingTreeClassifier(grace_period=50)",
+              lambda: tree.HoeffdingTreeClassifier(grace_period=50)),
+    "churn": ("preprocessing.MinMaxScaler() | linear_model.Perceptron()",
+              lambda: preprocessing.MinMaxScaler() | linear_model.Perceptron()),
+}  # fmt: skip
+NAMES = list(PIPELINES)
+MODELS = "".join(
+    f'[models.{name}]\ntask = "binary"\npipeline = "{pipeline}"\npreprocess = "none"\n'
+    "snapshot_every = 700\n\n"
+    for name, (pipeline, _) in PIPELINES.items()
+)
 
 
 def river_model(name: str) -> Any:
-    return {
-        "clicks": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(),
-        "churn": lambda: tree.HoeffdingTreeClassifier(),
-        "fraud": lambda: naive_bayes.GaussianNB(),
-        "prices": lambda: (
-            preprocessing.StandardScaler() | linear_model.LogisticRegression(l2=0.01)
-        ),
-    }[name]()
+    return PIPELINES[name][1]()
 
 
 def rows(name: str, n: int) -> list[tuple[dict[str, Any], int]]:
@@ -124,6 +114,11 @@ def spread_over(nodes: list[NodeProcess], timeout: float = 60.0) -> dict[str, st
     return owners(nodes[0])
 
 
+def wire_key(label: Any) -> str:
+    """A class as JSON names it: ``True`` -> ``"true"``."""
+    return str(label).lower() if isinstance(label, bool) else str(label)
+
+
 def assert_exact(node: NodeProcess, data: dict[str, list[tuple[dict[str, Any], int]]]) -> None:
     """Every model learned each of its events once and predicts as uninterrupted River."""
     probes = [x for x, _ in itertools.islice(datasets.synth.Agrawal(seed=99), 100)]
@@ -135,7 +130,7 @@ def assert_exact(node: NodeProcess, data: dict[str, list[tuple[dict[str, Any], i
             reference.learn_one(x, y)
         served = node.post(f"/models/{name}/predict", json={"instances": probes}).json()
         worst = max(
-            abs(out["proba"].get(str(label), 0.0) - p)
+            abs(out["proba"][wire_key(label)] - p)
             for x, out in zip(probes, served["predictions"], strict=True)
             for label, p in reference.predict_proba_one(x).items()
         )
@@ -143,7 +138,7 @@ def assert_exact(node: NodeProcess, data: dict[str, list[tuple[dict[str, Any], i
 
 
 def test_two_nodes_answer_every_route_for_every_model(start_node: Any) -> None:
-    assert sorted(partition_for(n, 4) for n in NAMES) == [0, 1, 2, 3]
+    assert sorted(partition_for(n, PARTITIONS) for n in NAMES) == list(range(PARTITIONS))
     a = start_node(MODELS, **GROUP_ENV)
     b = start_node(MODELS, join=a, **GROUP_ENV)
     owner = spread_over([a, b])
