@@ -124,9 +124,12 @@ def event_messages(model: str, data: list[tuple[dict[str, Any], int]], batch: in
 class Node:
     """A ``streamlearn worker`` on its own topics."""
 
-    def __init__(self, bootstrap: str, models_toml: str, workdir: Path) -> None:
+    def __init__(
+        self, bootstrap: str, models_toml: str, workdir: Path, prefix: str | None = None
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
-        self.prefix = f"b{uuid.uuid4().hex[:8]}."
+        #: Nodes given the same prefix share topics and app id: one consumer group.
+        self.prefix = prefix or f"b{uuid.uuid4().hex[:8]}."
         self.port = free_port()
         (workdir / "models.toml").write_text(models_toml)
         self.settings = Settings(kafka_bootstrap_servers=bootstrap, topic_prefix=self.prefix)

@@ -66,6 +66,7 @@ def create_faust_app(settings: Settings) -> StreamlearnApp:
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_max_request_size=settings.max_message_bytes,
         datadir=str(datadir),
         store="memory://",
         web_bind=settings.http_host,

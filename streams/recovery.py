@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from streams.learning.model import OnlineModel
 from streams.learning.partitioning import tp_key
@@ -36,9 +37,6 @@ from streams.learning.snapshots import (
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-#: Snapshots up to this size travel whole on the snapshots topic; larger ones as a pointer.
-INLINE_LIMIT = 900_000
 
 
 def snapshot_key(settings: Settings) -> bytes:
@@ -94,7 +92,7 @@ class Recovery:
         """Put the snapshot (or, when large, a pointer to it) on the compacted snapshots topic;
         with ``wait``, return only once the broker has it."""
         path = self.store.directory / info.model / f"v{info.version:08d}.snapshot"
-        if info.bytes <= INLINE_LIMIT:
+        if info.bytes <= self.settings.snapshot_inline_max_bytes:
             value = path.read_bytes()
         else:
             value = orjson.dumps({**info.public(), "model": info.model, "path": str(path)})
@@ -152,7 +150,11 @@ class Recovery:
                 if self.registry.offsets_for(model) != model.offsets
             ]
         for info in infos:
-            await self.publish(info, wait=True)
+            try:
+                await self.publish(info, wait=True)
+            except KafkaError as exc:  # the local copy stands; the next owner replays more
+                logger.error("could not publish snapshot %s v%d: %r", info.model, info.version,
+                             exc)  # fmt: skip
         if infos:
             logger.info("handed over %s", [info.model for info in infos])
 
@@ -263,6 +265,8 @@ class Recovery:
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
+            max_partition_fetch_bytes=self.settings.max_message_bytes,
+            fetch_max_bytes=self.settings.max_message_bytes,
         )
         await consumer.start()
         latest: dict[str, bytes] = {}

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     snapshot_key: SecretStr | None = None
     snapshot_retention: int = Field(default=5, ge=1)
+    #: Snapshots up to this size travel whole on the snapshots topic, so any node on any
+    #: machine can restore them; larger ones travel as a pointer to the local file.
+    snapshot_inline_max_bytes: int = Field(default=32 * 1024 * 1024, ge=65_536, le=90_000_000)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     #: How the other nodes of the group reach this one; by default built from the host and
@@ -67,8 +70,24 @@ class Settings(BaseSettings):
             return self.advertised_url.rstrip("/")
         host = self.http_host
         if host in ("0.0.0.0", "::", ""):  # noqa: S104 - recognising the wildcard, not binding
-            host = socket.gethostname()
+            host = self._address_towards_kafka()
         return f"http://{host}:{self.http_port}"
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest message a node writes (a whole snapshot, with room for its framing)."""
+        return max(1_048_576, self.snapshot_inline_max_bytes + 65_536)
+
+    def _address_towards_kafka(self) -> str:
+        """This machine's address on the network that reaches the broker (a container's or
+        a pod's IP): the other nodes reach this one there. No packet is sent."""
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.connect((self.bootstrap_host, self.bootstrap_port))
+                address: str = probe.getsockname()[0]
+            except OSError:
+                return socket.gethostname()
+        return address
 
     def topic_name(self, name: str) -> str:
         """Full topic name for a contract topic (``events`` -> ``streamlearn.events``)."""

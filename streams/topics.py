@@ -25,7 +25,8 @@ CONTRACT_TOPICS = (
     "snapshots",
     "promotions",
 )
-#: Topics keyed by model whose latest value per key is all that matters.
+#: Topics keyed by model whose latest value per key is all that matters; their messages may
+#: be as large as a whole snapshot.
 COMPACTED_TOPICS = frozenset({"snapshots"})
 
 
@@ -78,7 +79,11 @@ async def create_topics(settings: Settings) -> list[str]:
             full = settings.topic_name(name)
             if full in existing:
                 continue
-            config = {"cleanup.policy": "compact"} if name in COMPACTED_TOPICS else {}
+            config = (
+                {"cleanup.policy": "compact", "max.message.bytes": str(settings.max_message_bytes)}
+                if name in COMPACTED_TOPICS
+                else {}
+            )
             wanted.append(NewTopic(full, settings.topic_partitions, 1, topic_configs=config))
         if wanted:
             try:

@@ -39,8 +39,8 @@ BAD: list[tuple[bytes, str]] = [
     (b'{"event_id": "b3", "model": "clicks", "features": [1, 2]}', "features must be an object"),
     (b'{"event_id": "b4", "model": "clicks", "features": {"x": {"y": 1}}}', "features.x must be"),
     (b'{"event_id": "b5", "model": "nobody", "features": {"x": 1}}', "unknown model 'nobody'"),
-    (b'{"event_id": "b6", "model": "prices", "features": {"x": 1}, "label": "high"}',
-     "label 'high' does not fit 'prices'"),
+    (b'{"event_id": "b6", "model": "prices", "features": {"x": 1}, "label": 2.5}',
+     "arrived on partition"),  # keyed "clicks": not where the events of prices go
     (b'{"event_id": "b7", "model": "clicks", "features": {"x": 1}, "ts": "someday"}',
      "ts must be an RFC 3339 string"),
     (orjson.dumps({"event_id": "b8", "model": "clicks", "features": {"x": "y" * 3000}}),
@@ -57,13 +57,15 @@ def test_malformed_events_are_dead_lettered_and_the_good_ones_learned(start_node
     for i, (bad, _) in enumerate(BAD, start=1):
         values += [bad, good(i)]
     run(produce(bootstrap, node.topic("events"), values, key=b"clicks"))
+    wrong_label = b'{"event_id": "p1", "model": "prices", "features": {"x": 1}, "label": "high"}'
+    run(produce(bootstrap, node.topic("events"), [wrong_label], key=b"prices"))
 
     # 10 good events, plus the valid first element of the mixed batch.
     state = node.wait_for("clicks", "n_learned", len(BAD) + 2)
-    letters = run(consume(bootstrap, node.topic("dead-letters"), len(BAD)))
-    assert len(letters) == len(BAD)
+    letters = run(consume(bootstrap, node.topic("dead-letters"), len(BAD) + 1))
+    assert len(letters) == len(BAD) + 1
     by_payload = {letter["payload"]: letter for letter in letters}
-    for bad, reason in BAD:
+    for bad, reason in [*BAD, (wrong_label, "label 'high' does not fit 'prices'")]:
         letter = by_payload[bad.decode()]
         assert reason in letter["error"], (reason, letter["error"])
         assert letter["topic"] == node.topic("events")
@@ -71,7 +73,7 @@ def test_malformed_events_are_dead_lettered_and_the_good_ones_learned(start_node
     assert node.get("/healthz").status_code == 200
     assert node.get("/readyz").status_code == 200
     # Dead letters naming a known model are counted on it; the rest on the node.
-    assert node.get("/models/prices").json()["n_dead_letters"] == 1
+    assert node.get("/models/prices").json()["n_dead_letters"] == 2
     assert state["n_dead_letters"] >= 1
     prometheus = node.get("/metrics").text
-    assert f"streamlearn_dead_letters_node_total {float(len(BAD))}" in prometheus
+    assert f"streamlearn_dead_letters_node_total {float(len(BAD) + 1)}" in prometheus

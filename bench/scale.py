@@ -1,0 +1,146 @@
+"""Many models on one node and on two nodes of one group, measured side by side in one run.
+
+    .venv/bin/python bench/scale.py            # about 2 minutes on 2 cores
+    .venv/bin/python bench/scale.py --quick    # smaller streams, for a smoke run
+
+Twelve Hoeffding-tree models, one per partition of twelve, each with its own Agrawal stream
+in 100-event messages. For the raw River loop (all models, one after another, in this
+process), then one node, then two nodes in one consumer group: the nodes are started and
+have joined first, then the backlog is written as fast as possible, and the rate is all
+labelled events over the time between the first and the last prediction published. Figures
+go to bench/results/scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from river import datasets
+from run import RESULTS, Node, broker, event_messages, prediction_times, produce, raw_loop
+
+from streams.learning.partitioning import partition_for
+from streams.settings import Settings
+from streams.topics import create_topics
+
+PIPELINE = "tree.HoeffdingTreeClassifier()"
+PARTITIONS = Settings().topic_partitions  # the default the nodes use
+BATCH = 100
+
+
+def model_names() -> list[str]:
+    """One name per partition, so that each node of two holds half of the work."""
+    names: dict[int, str] = {}
+    for i in itertools.count():
+        names.setdefault(partition_for(f"model{i}", PARTITIONS), f"model{i}")
+        if len(names) == PARTITIONS:
+            return [names[p] for p in range(PARTITIONS)]
+    raise AssertionError("unreachable")
+
+
+def streams(names: list[str], n: int) -> dict[str, list[tuple[dict[str, Any], int]]]:
+    return {
+        name: list(itertools.islice(datasets.synth.Agrawal(seed=i + 1), n))
+        for i, name in enumerate(names)
+    }
+
+
+def group(bootstrap: str, names: list[str], nodes: int, tmp: Path) -> list[Node]:
+    toml = "".join(
+        f'[models.{name}]\ntask = "binary"\npipeline = "{PIPELINE}"\npreprocess = "none"\n'
+        'metrics = ["Accuracy"]\nsnapshot_every = 100000000\n\n'
+        for name in names
+    )
+    first = Node(bootstrap, toml, tmp / f"n{nodes}-0")
+    others = [Node(bootstrap, toml, tmp / f"n{nodes}-{i}", first.prefix) for i in range(1, nodes)]
+    return [first, *others]
+
+
+def joined(members: list[Node]) -> bool:
+    """Every member holds some partitions and the group has them all."""
+    held = []
+    for member in members:
+        ready = httpx.get(f"{member.url}/readyz", timeout=5)
+        if ready.status_code != 200 or not ready.json()["partitions"]:
+            return False
+        held += ready.json()["partitions"]
+    return len(held) == 2 * PARTITIONS  # events and labels
+
+
+def node_rate(bootstrap: str, data: dict[str, Any], nodes: int, tmp: Path) -> float:
+    names = list(data)
+    members = group(bootstrap, names, nodes, tmp)
+    settings = members[0].settings
+    asyncio.run(create_topics(settings))
+    for member in members:
+        member.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not joined(members):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the group did not settle")
+            time.sleep(0.2)
+
+        async def backlog() -> None:
+            await asyncio.gather(*(
+                produce(bootstrap, settings.topic_name("events"),
+                        event_messages(name, rows, BATCH), name.encode())
+                for name, rows in data.items()
+            ))  # fmt: skip
+
+        asyncio.run(backlog())
+        total = sum(len(rows) for rows in data.values())
+        while sum(members[0].state(name)["n_learned"] for name in names) < total:
+            time.sleep(0.1)
+        stamps = sorted(asyncio.run(prediction_times(settings)))
+        last_message = BATCH  # the events of the last message share the last stamp
+        return (total - last_message) / (stamps[-1] - stamps[0])
+    finally:
+        for member in members:
+            member.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller streams")
+    args = parser.parse_args()
+    per_model = 2_000 if args.quick else 8_000
+    names = model_names()
+    data = streams(names, per_model)
+    total = per_model * len(names)
+    raw_started = time.perf_counter()
+    for rows in data.values():
+        raw_loop(PIPELINE, rows)
+    raw = total / (time.perf_counter() - raw_started)
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        kafka = broker(tmp)
+        try:
+            one = node_rate(kafka.bootstrap, data, 1, tmp)
+            two = node_rate(kafka.bootstrap, data, 2, tmp)
+        finally:
+            kafka.stop()
+    results = {
+        "models": len(names), "pipeline": PIPELINE, "events_per_model": per_model,
+        "batch": BATCH, "raw_events_per_s": raw, "one_node_events_per_s": one,
+        "two_nodes_events_per_s": two, "two_over_one": two / one, "one_over_raw": one / raw,
+        "two_over_raw": two / raw,
+    }  # fmt: skip
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "scale.json").write_text(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+    print(f"{len(names)} models x {per_model:,} events, {PIPELINE}, {BATCH}-event messages")
+    print(f"  raw River loop (one process)  {raw:>10,.0f} events/s")
+    print(f"  one node                      {one:>10,.0f} events/s   {one / raw:.2f}x raw")
+    print(f"  two nodes, one group          {two:>10,.0f} events/s   {two / raw:.2f}x raw")
+    print(f"  two nodes / one node          {two / one:.2f}")
+
+
+if __name__ == "__main__":
+    main()
