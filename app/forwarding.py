@@ -51,7 +51,8 @@ class Peers:
 
     async def relay(self, owner: str, scope: Scope, body: bytes) -> httpx.Response:
         """Send the request of ``scope`` to ``owner`` as it came."""
-        url = owner + scope["path"]
+        raw_path = scope.get("raw_path")
+        url = owner + (raw_path.decode("latin-1") if raw_path else scope["path"])
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
         return await self.client.request(

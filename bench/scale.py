@@ -7,8 +7,10 @@ Twelve Hoeffding-tree models, one per partition of twelve, each with its own Agr
 in 100-event messages. For the raw River loop (all models, one after another, in this
 process), then one node, then two nodes in one consumer group: the nodes are started and
 have joined first, then the backlog is written as fast as possible, and the rate is all
-labelled events over the time between the first and the last prediction published. Figures
-go to bench/results/scale.json.
+labelled events over the time between the first and the last prediction published. Then,
+with the models learned, how long until every model is live again when a third node joins,
+leaves cleanly, and is killed -9 (the last is bound by STREAMLEARN_SESSION_TIMEOUT_SECONDS).
+Figures go to bench/results/scale.json.
 """
 
 from __future__ import annotations
@@ -71,10 +73,12 @@ def joined(members: list[Node]) -> bool:
         if ready.status_code != 200 or not ready.json()["partitions"]:
             return False
         held += ready.json()["partitions"]
-    return len(held) == 2 * PARTITIONS  # events and labels
+    return len(set(held)) == len(held) == 2 * PARTITIONS  # events and labels
 
 
-def node_rate(bootstrap: str, data: dict[str, Any], nodes: int, tmp: Path) -> float:
+def node_rate(
+    bootstrap: str, data: dict[str, Any], nodes: int, tmp: Path, moves: dict[str, float]
+) -> float:
     names = list(data)
     members = group(bootstrap, names, nodes, tmp)
     settings = members[0].settings
@@ -101,10 +105,59 @@ def node_rate(bootstrap: str, data: dict[str, Any], nodes: int, tmp: Path) -> fl
             time.sleep(0.1)
         stamps = sorted(asyncio.run(prediction_times(settings)))
         last_message = BATCH  # the events of the last message share the last stamp
-        return (total - last_message) / (stamps[-1] - stamps[0])
+        rate = (total - last_message) / (stamps[-1] - stamps[0])
+        if nodes > 1:
+            moves.update(handovers(members, names, tmp))
+        return rate
     finally:
         for member in members:
             member.stop()
+
+
+def live_on(members: list[Node], names: list[str]) -> bool:
+    """Every model is live on one of ``members``."""
+    live: list[str] = []
+    for member in members:
+        ready = httpx.get(f"{member.url}/readyz", timeout=5)
+        if ready.status_code != 200:
+            return False
+        live += ready.json()["models"]
+    return sorted(live) == sorted(names)
+
+
+def seconds_until(check: Any, timeout: float = 120) -> float:
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            raise RuntimeError("timed out")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def handovers(members: list[Node], names: list[str], tmp: Path) -> dict[str, float]:
+    """Seconds until every model is live again when a node joins, leaves, or is killed."""
+    toml = (members[0].workdir / "models.toml").read_text()
+    third = Node(members[0].settings.kafka_bootstrap_servers, toml, tmp / "joiner",
+                 members[0].prefix)  # fmt: skip
+    started = time.monotonic()
+    third.start()
+    joined_in = (
+        time.monotonic()
+        - started
+        + seconds_until(lambda: live_on([*members, third], names) and joined([*members, third]))
+    )
+    assert third.process is not None
+    third.process.terminate()  # a clean leave
+    started = time.monotonic()
+    third.process.wait(timeout=30)
+    left_in = time.monotonic() - started + seconds_until(lambda: live_on(members, names))
+    third.start()
+    seconds_until(lambda: live_on([*members, third], names) and joined([*members, third]))
+    third.process.kill()  # kill -9
+    started = time.monotonic()
+    third.process.wait()
+    killed_in = time.monotonic() - started + seconds_until(lambda: live_on(members, names))
+    return {"join_s": joined_in, "clean_leave_s": left_in, "kill_9_s": killed_in}
 
 
 def main() -> None:
@@ -123,15 +176,16 @@ def main() -> None:
         tmp = Path(folder)
         kafka = broker(tmp)
         try:
-            one = node_rate(kafka.bootstrap, data, 1, tmp)
-            two = node_rate(kafka.bootstrap, data, 2, tmp)
+            moves: dict[str, float] = {}
+            one = node_rate(kafka.bootstrap, data, 1, tmp, moves)
+            two = node_rate(kafka.bootstrap, data, 2, tmp, moves)
         finally:
             kafka.stop()
     results = {
         "models": len(names), "pipeline": PIPELINE, "events_per_model": per_model,
         "batch": BATCH, "raw_events_per_s": raw, "one_node_events_per_s": one,
         "two_nodes_events_per_s": two, "two_over_one": two / one, "one_over_raw": one / raw,
-        "two_over_raw": two / raw,
+        "two_over_raw": two / raw, "models_live_again_after": moves,
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "scale.json").write_text(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
@@ -140,6 +194,10 @@ def main() -> None:
     print(f"  one node                      {one:>10,.0f} events/s   {one / raw:.2f}x raw")
     print(f"  two nodes, one group          {two:>10,.0f} events/s   {two / raw:.2f}x raw")
     print(f"  two nodes / one node          {two / one:.2f}")
+    print(
+        "  every model live again after a third node joins {join_s:.1f} s, leaves cleanly"
+        " {clean_leave_s:.1f} s, is killed -9 {kill_9_s:.1f} s".format(**moves)
+    )
 
 
 if __name__ == "__main__":

@@ -3,9 +3,13 @@
 On every partition assignment Faust asks the consumer to seek to the committed offsets; the
 node's consumer asks :meth:`Recovery.resume_positions` instead. For each assigned partition of
 ``events`` and ``labels`` that carries models, the models not yet live on this node are
-restored from their latest snapshot, and the partition resumes at the smallest offset any of
-them still needs. Each model skips what its snapshot already holds, so every event after a
-snapshot is learned once more into the restored model, and none before it.
+restored from the snapshot that has come furthest (this node's own, or the latest on the
+snapshots topic, published by whichever node held them before), and the partition resumes
+at the smallest offset any of them still needs. Each model skips what its snapshot already
+holds, so every event after a snapshot is learned once more into the restored model, and
+none before it. Before partitions are revoked (a rebalance) or the node stops, every live
+model is snapshotted and published (:meth:`Recovery.hand_over`), so that the next owner
+replays little; a model whose partition went elsewhere is dropped (:meth:`Recovery.on_assigned`).
 """
 
 from __future__ import annotations

@@ -56,3 +56,20 @@ def test_readme_documents_the_compose_path_and_its_settings() -> None:
     assert "docker compose up" in readme
     for key in load("docker-compose.yml")["services"]["node"]["environment"]:
         assert key in readme, key
+
+
+def test_the_node_service_scales_to_several_replicas() -> None:
+    node = load("docker-compose.yml")["services"]["node"]
+    env = node["environment"]
+    # Replicas must differ only by what Docker gives each: no fixed name, host port or URL.
+    assert "container_name" not in node and "hostname" not in node
+    assert "STREAMLEARN_ADVERTISED_URL" not in env  # each advertises its container's address
+    (ports,) = node["ports"]
+    host, container = ports.rsplit(":", 1)
+    first, last = (int(p) for p in host.split("-"))
+    assert last - first + 1 >= 3 and container == env["STREAMLEARN_HTTP_PORT"]
+    # One group with one snapshot key: any replica can restore what another published.
+    assert env["STREAMLEARN_SNAPSHOT_KEY"].startswith("${STREAMLEARN_SNAPSHOT_KEY:?")
+    assert "STREAMLEARN_STATE_DIR" in env
+    readme = (ROOT / "README.md").read_text()
+    assert "docker compose up --build --scale node=3" in readme
