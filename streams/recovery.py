@@ -151,7 +151,10 @@ class Recovery:
             infos = [
                 self.take(model)
                 for model in (self.registry.get(name) for name in sorted(self.live))
-                if self.registry.offsets_for(model) != model.offsets
+                if any(
+                    offset != model.offsets.get(key, 0)
+                    for key, offset in self.registry.offsets_for(model).items()
+                )
             ]
         for info in infos:
             try:
