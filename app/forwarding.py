@@ -17,6 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from streams.node import Node
 
 NODE_HEADER = "x-streamlearn-node"
+#: A listing asks every node; one that is gone must not hold the whole answer up for long.
+GATHER_TIMEOUT = 2.0
 FORWARDED_HEADER = "x-streamlearn-forwarded-by"
 #: Hop-by-hop headers, and those httpx recomputes, are not relayed.
 _NOT_RELAYED = frozenset(
@@ -66,7 +68,9 @@ class Peers:
         async def one(url: str) -> Any:
             try:
                 response = await self.client.get(
-                    url + path, headers={FORWARDED_HEADER: self.node.node_id}
+                    url + path,
+                    headers={FORWARDED_HEADER: self.node.node_id},
+                    timeout=min(GATHER_TIMEOUT, self.node.settings.forward_timeout_seconds),
                 )
                 response.raise_for_status()
                 return response.json()

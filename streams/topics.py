@@ -64,6 +64,18 @@ def declare_topics(app: Any, settings: Settings) -> Topics:
     return Topics(*(topic(name) for name in CONTRACT_TOPICS))
 
 
+def _compacted_config(settings: Settings) -> dict[str, str]:
+    """Compacted, large enough for a whole snapshot, and compacted within the hour: a node
+    restoring a model reads the topic's partition from its start."""
+    return {
+        "cleanup.policy": "compact",
+        "max.message.bytes": str(settings.max_message_bytes),
+        "segment.bytes": str(max(128 * 1024 * 1024, 2 * settings.max_message_bytes)),
+        "segment.ms": str(3_600_000),
+        "min.cleanable.dirty.ratio": "0.1",
+    }
+
+
 async def create_topics(settings: Settings) -> list[str]:
     """Create the contract topics that do not exist yet, all with one partition count.
 
@@ -79,11 +91,7 @@ async def create_topics(settings: Settings) -> list[str]:
             full = settings.topic_name(name)
             if full in existing:
                 continue
-            config = (
-                {"cleanup.policy": "compact", "max.message.bytes": str(settings.max_message_bytes)}
-                if name in COMPACTED_TOPICS
-                else {}
-            )
+            config = _compacted_config(settings) if name in COMPACTED_TOPICS else {}
             wanted.append(NewTopic(full, settings.topic_partitions, 1, topic_configs=config))
         if wanted:
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
 import threading
 import time
 from typing import Any
@@ -12,7 +13,7 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from river import datasets, linear_model, naive_bayes, preprocessing, tree
+from river import datasets, forest, linear_model, naive_bayes, preprocessing, tree
 
 from streams.learning.partitioning import partition_for
 from tests.integration.conftest import NodeProcess
@@ -240,3 +241,39 @@ def test_a_third_node_joins_then_one_leaves_and_models_move_exactly(start_node: 
     feed.join()
     assert_exact(c, data)
     assert with_c  # (for the failure message when the spread never happened)
+
+
+ARF = """
+[models.forest]
+task = "binary"
+pipeline = "forest.ARFClassifier(seed=1, n_models=5)"
+preprocess = "none"
+"""
+
+
+def test_a_large_snapshot_travels_whole_through_the_topic_to_another_node(
+    start_node: Any,
+) -> None:
+    a = start_node(ARF, **GROUP_ENV)
+    data = {"forest": rows("clicks", 1_500)}
+    paced_feed(a.env["STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS"], a.topic("events"),
+               {"forest": batches("forest", data["forest"], 100)}, seconds=0).join()  # fmt: skip
+    a.wait_for("forest", "n_learned", 1_500)
+    a.stop()  # a clean stop hands the model over through the snapshots topic
+    shutil.rmtree(a.workdir / "state")  # nothing of a's is left to point at
+    b = start_node(ARF, join=a, **GROUP_ENV)
+    state = b.get("/models/forest").json()
+    assert state["owner"] == b.url and state["n_learned"] == 1_500
+    # b learned nothing itself: its only snapshot is the copy of the one a published, whole.
+    (copy,) = b.get("/models/forest/snapshots").json()
+    assert copy["bytes"] > 1_048_576, copy  # over Kafka's default message size
+    events_key = next(k for k in copy["offsets"] if ".events:" in k)
+    assert copy["offsets"][events_key] == 15  # 15 messages of 100 events
+    reference = forest.ARFClassifier(seed=1, n_models=5)
+    for x, y in data["forest"]:
+        reference.learn_one(x, y)
+    probes = [x for x, _ in itertools.islice(datasets.synth.Agrawal(seed=99), 50)]
+    served = b.post("/models/forest/predict", json={"instances": probes}).json()["predictions"]
+    for x, out in zip(probes, served, strict=True):
+        for label, p in reference.predict_proba_one(x).items():
+            assert out["proba"][wire_key(label)] == pytest.approx(p, abs=1e-9)
