@@ -17,9 +17,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from streams.node import Node
 
 NODE_HEADER = "x-streamlearn-node"
+FORWARDED_HEADER = "x-streamlearn-forwarded-by"
 #: A listing asks every node; one that is gone must not hold the whole answer up for long.
 GATHER_TIMEOUT = 2.0
-FORWARDED_HEADER = "x-streamlearn-forwarded-by"
 #: Hop-by-hop headers, and those httpx recomputes, are not relayed.
 _NOT_RELAYED = frozenset(
     {"host", "connection", "keep-alive", "transfer-encoding", "content-length",

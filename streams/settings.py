@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     #: How the other nodes of the group reach this one; by default built from the host and
-    #: port (the machine's hostname when binding every interface).
+    #: port (when binding every interface, from this machine's address towards the broker).
     advertised_url: str | None = None
     #: A node silent this long (kill -9, a lost machine) is dropped from the group and its
     #: models move to the others.

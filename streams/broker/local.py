@@ -167,15 +167,18 @@ class LocalKafka:
         if (self.data / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        result = subprocess.run(
-            [java, "-cp", f"{self.lib}/*", "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(self.config)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if result.returncode != 0:
-            raise BrokerError(
-                f"formatting the KRaft log directory failed: {result.stdout}{result.stderr}"
-            )
+        outputs = []
+        for _ in range(2):  # once more after a failure: seen to fail once in hundreds of runs
+            result = subprocess.run(
+                [java, "-cp", f"{self.lib}/*", "kafka.tools.StorageTool", "format",
+                 "-t", cluster_id, "-c", str(self.config), "--ignore-formatted"],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if result.returncode == 0:
+                return
+            outputs.append(f"{result.stdout}{result.stderr}".strip())
+            time.sleep(1)
+        raise BrokerError("formatting the KRaft log directory failed:\n" + "\n".join(outputs))
 
     def _launch(self, java: str) -> subprocess.Popen[bytes]:
         log4j = resources.files("streams.broker").joinpath("log4j2.properties")
