@@ -42,7 +42,8 @@ def require_admin(
     node: NodeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """Admin routes need ``Authorization: Bearer $STREAMLEARN_ADMIN_TOKEN``."""
+    """Admin routes need ``Authorization: Bearer $STREAMLEARN_ADMIN_TOKEN``, and change a
+    model only while its group is not rebalancing (the change could miss the next owner)."""
     token = node.settings.admin_token
     if token is None or not token.get_secret_value():
         raise HTTPException(
@@ -55,6 +56,12 @@ def require_admin(
             status.HTTP_401_UNAUTHORIZED,
             "send Authorization: Bearer <STREAMLEARN_ADMIN_TOKEN>",
             headers={"WWW-Authenticate": "Bearer"},
+        )
+    if node.app.rebalancing:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the consumer group is rebalancing (a node joined or left); retry in a moment",
+            headers={"Retry-After": "1"},
         )
 
 

@@ -115,7 +115,7 @@ class ForwardToOwner:
             return
         headers = [
             (k.encode("latin-1"), v.encode("latin-1"))
-            for k, v in response.headers.items()
+            for k, v in response.headers.multi_items()
             if k.lower() not in _NOT_RELAYED
         ]
         headers.append((FORWARDED_HEADER.encode(), self.node.node_id.encode()))

@@ -84,13 +84,16 @@ def build_node(settings: Settings) -> Node:
     )
     recovery = Recovery(settings, registry, store, topics.snapshots_topic, topics.promotions_topic)
     app.resume_positions = recovery.resume_positions
-    ownership = Ownership(app, registry, settings.node_url)
+    recovery.current_assignment = lambda: set(app.consumer.assignment())
+    # The URL as Faust normalised it (``http://h:80`` is ``http://h``): the form peers see.
+    url = str(app.conf.canonical_url)
+    ownership = Ownership(app, registry, url)
     node = Node(
         settings=settings,
         app=app,
         topics=topics,
         registry=registry,
-        node_id=settings.node_url,
+        node_id=url,
         prometheus=build_prometheus_registry(registry, recovery, ownership),
         recovery=recovery,
         ownership=ownership,

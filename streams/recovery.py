@@ -33,6 +33,7 @@ from streams.learning.registry import ModelRegistry
 from streams.learning.snapshots import (
     MAGIC,
     SnapshotInfo,
+    SnapshotNotFound,
     SnapshotRefused,
     SnapshotStore,
     open_sealed,
@@ -74,6 +75,8 @@ class Recovery:
         self.promotions_topic = promotions_topic
         #: Models restored (or started fresh) in this process: their in-memory state is current.
         self.live: set[str] = set()
+        #: The consumer's assignment now (set by the node; ``None`` outside a Faust app).
+        self.current_assignment: Callable[[], set[Any]] | None = None
         #: The consumer has had an assignment (possibly empty) from the group.
         self.assigned = False
         #: Every model of the assigned partitions is live.
@@ -129,8 +132,8 @@ class Recovery:
     async def rollback(self, name: str, version: int) -> tuple[OnlineModel, SnapshotInfo]:
         """Roll the live model back to ``version``: its learned state, at today's offsets.
 
-        The rolled-back model gets a new ``model_version`` and is snapshotted at once, so a
-        crash cannot bring back the state it replaced.
+        The rolled-back model gets a new ``model_version`` and is snapshotted and published at
+        once, so neither a crash nor a move to another node brings back the state it replaced.
         """
         async with self.lock:
             current = self.registry.get(name)
@@ -140,7 +143,8 @@ class Recovery:
             model.restore_state(state)
             model.offsets = offsets
             model.model_version = current.model_version + 1
-            self.take(model)
+            after = self.take(model)
+        await self.publish(after, wait=True)  # whichever node holds it next must see it
         return model, info
 
     async def hand_over(self) -> None:
@@ -159,7 +163,7 @@ class Recovery:
         for info in infos:
             try:
                 await self.publish(info, wait=True)
-            except KafkaError as exc:  # the local copy stands; the next owner replays more
+            except (KafkaError, OSError) as exc:  # the local copy stands; the next owner replays
                 logger.error("could not publish snapshot %s v%d: %r", info.model, info.version,
                              exc)  # fmt: skip
         if infos:
@@ -182,8 +186,24 @@ class Recovery:
     async def resume_positions(
         self, assigned: set[Any], committed: Mapping[Any, int]
     ) -> dict[Any, int]:
-        """Restore the models of newly assigned partitions; where each partition resumes."""
-        self.restored = False
+        """Restore the models of newly assigned partitions; where each partition resumes.
+
+        Faust may call this twice for one assignment, and a call may outlive its assignment
+        (a new rebalance while it reads the topic): calls run one at a time, under the lock
+        that keeps learning out, and what no longer belongs to the consumer's current
+        assignment when a call ends is dropped again.
+        """
+        async with self.lock:
+            self.restored = False
+            positions = await self._resume(assigned)
+            now = self.current_assignment() if self.current_assignment else assigned
+            if {tp for tp in assigned if tp.topic in self.registry.input_topics} - set(now):
+                self.on_assigned(set(now))  # the group moved on while this call restored
+            else:
+                self.restored = True
+        return positions
+
+    async def _resume(self, assigned: set[Any]) -> dict[Any, int]:
         started = time.perf_counter()
         held = {tp.partition for tp in assigned if tp.topic in self.registry.input_topics}
         arriving = sorted(
@@ -194,7 +214,7 @@ class Recovery:
         for partition in arriving:
             self.registry.release(partition)  # positions of an earlier stay here are stale
             for model in self.registry.models_on(partition):
-                await self.restore_latest(model.name, published.get(model.name))
+                self.restore_latest(model.name, published.get(model.name))
                 self.live.add(model.name)
         positions: dict[Any, int] = {}
         for tp in sorted(assigned):
@@ -204,17 +224,17 @@ class Recovery:
             key = tp_key(tp.topic, tp.partition)
             positions[tp] = min(self.registry.offsets_for(m)[key] for m in models)
             self.registry.positions[key] = positions[tp]
-        self.restored = True
         elapsed = time.perf_counter() - started
         logger.info("resuming at %s (restored %s in %.3f s)", positions, names, elapsed)
         return positions
 
-    async def restore_latest(self, name: str, published: bytes | None = None) -> None:
+    def restore_latest(self, name: str, published: bytes | None = None) -> None:
         """Become the snapshot of ``name`` that has come furthest: the local versions and the
         one ``published`` on the snapshots topic (by another node, say), newest first; the
         next one when a snapshot fails its checks; a fresh model when none is left."""
-        # (progress, rank: local version or -1 for the topic, load, label)
-        candidates: list[tuple[int, int, Callable[[], dict[str, Any]], str]] = []
+        # (progress, created_at, rank: local version or -1 for the topic, load, label): at
+        # equal offsets the later one (a rollback, a promotion) wins, then the local copy.
+        candidates: list[tuple[int, str, int, Callable[[], dict[str, Any]], str]] = []
         for version in self.store.versions(name):
             try:
                 info = self.store.info(name, version)
@@ -222,8 +242,8 @@ class Recovery:
                 logger.error("unreadable snapshot %s v%d: %s", name, version, exc)
                 continue
             candidates.append(
-                (_progress(info.offsets), version, _local_loader(self.store, name, version),
-                 f"v{version} (local)")
+                (_progress(info.offsets), info.created_at, version,
+                 _local_loader(self.store, name, version), f"v{version} (local)")
             )  # fmt: skip
         if published is not None:
             try:
@@ -232,14 +252,15 @@ class Recovery:
                 logger.error("refused snapshot of %s from the topic: %s", name, exc)
             else:
                 candidates.append(
-                    (_progress(header["offsets"]), -1, lambda: restricted_loads(payload),
+                    (_progress(header["offsets"]), str(header.get("created_at", "")), -1,
+                     lambda: restricted_loads(payload),
                      f"v{header.get('version')} from the snapshots topic")
                 )  # fmt: skip
-        for _, rank, load, label in sorted(candidates, key=lambda c: c[:2], reverse=True):
+        for _, _, rank, load, label in sorted(candidates, key=lambda c: c[:3], reverse=True):
             try:
                 state = load()
                 self.registry.reset_model(name).restore_state(state)
-            except (SnapshotRefused, ValueError) as exc:
+            except (SnapshotRefused, SnapshotNotFound, OSError, ValueError, KeyError) as exc:
                 logger.error("refused snapshot %s %s: %s", name, label, exc)
                 continue
             logger.info("restored %s from %s at %s", name, label, state["offsets"])
@@ -261,35 +282,65 @@ class Recovery:
         return header, payload
 
     async def read_published(self, names: list[str]) -> dict[str, bytes]:
-        """The latest value on the compacted snapshots topic for each of ``names``."""
+        """The latest value on the compacted snapshots topic for each of ``names``.
+
+        Read from the end backwards, in growing windows, until every model is found or the
+        partition's start is reached: a partition not compacted yet may hold many
+        snapshots, and only the last one of each model matters. When the topic cannot be
+        read, nothing is returned (the node restores from its own snapshots, or relearns).
+        """
         if self.snapshots_topic is None:  # a node without a topic keeps snapshots local
             return {}
         topic = self.settings.topic_name("snapshots")
         # Keyed by model, so all of a model's snapshots are in the model's partition.
-        tps = sorted({TopicPartition(topic, self.registry.partition_of(n)) for n in names})
-        wanted = {n.encode() for n in names}
+        wanted: dict[TopicPartition, set[bytes]] = {}
+        for name in names:
+            tp = TopicPartition(topic, self.registry.partition_of(name))
+            wanted.setdefault(tp, set()).add(name.encode())
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            auto_offset_reset="earliest",
             enable_auto_commit=False,
             max_partition_fetch_bytes=self.settings.max_message_bytes,
             fetch_max_bytes=self.settings.max_message_bytes,
         )
-        await consumer.start()
         latest: dict[str, bytes] = {}
         try:
+            await consumer.start()
+            tps = sorted(wanted)
             consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
+            starts = await consumer.beginning_offsets(tps)
             ends = await consumer.end_offsets(tps)
             for tp in tps:
-                while await consumer.position(tp) < ends[tp]:
-                    batches = await consumer.getmany(tp, timeout_ms=1000)
-                    for record in batches.get(tp, []):
-                        if record.key in wanted and record.value is not None:
-                            latest[record.key.decode()] = record.value
+                latest.update(await latest_values(consumer, tp, starts[tp], ends[tp], wanted[tp]))
+        except KafkaError as exc:
+            logger.error("could not read the snapshots topic: %r", exc)
+            return {}
         finally:
             await consumer.stop()
         return latest
+
+
+async def latest_values(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, start: int, end: int, keys: set[bytes]
+) -> dict[str, bytes]:
+    """The last value of each of ``keys`` in ``tp``, reading windows back from ``end``."""
+    found: dict[str, bytes] = {}
+    stop, window = end, 8
+    while stop > start and len(found) < len(keys):
+        first = max(start, stop - window)
+        consumer.seek(tp, first)
+        in_window: dict[str, bytes] = {}
+        idle = 0
+        while await consumer.position(tp) < stop and idle < 10:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            idle = 0 if batch else idle + 1
+            for record in batch.get(tp, []):
+                if record.offset < stop and record.key in keys and record.value is not None:
+                    in_window[record.key.decode()] = record.value
+        for name, value in in_window.items():
+            found.setdefault(name, value)  # a later window (read earlier) has the newer one
+        stop, window = first, window * 4
+    return found
 
 
 def _progress(offsets: Mapping[str, int]) -> int:

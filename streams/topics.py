@@ -31,7 +31,8 @@ COMPACTED_TOPICS = frozenset({"snapshots"})
 
 
 class TopicMismatch(StreamlearnError, RuntimeError):
-    """An existing input topic does not have the partition count this node expects."""
+    """An existing topic keyed by model (events, labels, snapshots) does not have the
+    partition count this node expects."""
 
 
 @dataclass(frozen=True)
@@ -98,14 +99,14 @@ async def create_topics(settings: Settings) -> list[str]:
                 await admin.create_topics(wanted)
             except TopicAlreadyExistsError:
                 logger.info("another process created the topics first")
-        inputs = [settings.topic_name(n) for n in ("events", "labels")]
-        for described in await admin.describe_topics(inputs):
+        keyed = [settings.topic_name(n) for n in ("events", "labels", "snapshots")]
+        for described in await admin.describe_topics(keyed):
             count = len(described.get("partitions", ()))
             if count and count != settings.topic_partitions:
                 raise TopicMismatch(
                     f"topic {described['topic']} has {count} partitions but"
                     f" STREAMLEARN_TOPIC_PARTITIONS is {settings.topic_partitions}: every node"
-                    " must use the partition count the input topics were created with"
+                    " must use the partition count the topics were created with"
                 )
         return [t.name for t in wanted]
     finally:

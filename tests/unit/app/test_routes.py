@@ -157,3 +157,19 @@ async def test_prometheus_and_openapi(client: httpx.AsyncClient) -> None:
                  "/events", "/healthz", "/readyz", "/metrics"):  # fmt: skip
         assert path in paths
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_admin_changes_wait_while_the_group_rebalances(tmp_path: Path) -> None:
+    models = tmp_path / "models.toml"
+    models.write_text(MODELS)
+    node = build_node(Settings(models=models, state_dir=tmp_path / "state", admin_token="t"))
+    node.recovery.live.update(node.registry.models)
+    node.app.rebalancing = True  # a node joined or left: the model may be moving
+    transport = httpx.ASGITransport(app=create_api(node))
+    async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+        auth = {"Authorization": "Bearer t"}
+        response = await client.post("/models/clicks/snapshots", headers=auth)
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert "rebalancing" in response.json()["detail"]
+        assert (await client.post("/models/clicks/snapshots")).status_code == 401
+        assert (await client.get("/models/clicks/metrics")).status_code == 200  # reads go on

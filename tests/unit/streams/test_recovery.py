@@ -41,7 +41,7 @@ async def test_a_tampered_latest_falls_back_to_the_previous_version(tmp_path: Pa
 
     fresh = registry()
     restorer = Recovery(Settings(), fresh, store, snapshots_topic=None)
-    await restorer.restore_latest("m")
+    restorer.restore_latest("m")
     model = fresh.get("m")
     assert model.n_learned == 10
     assert model.offsets == {"ev:0": 10, "lb:0": 0}
@@ -82,7 +82,7 @@ async def test_the_snapshot_that_came_furthest_wins_local_or_published(tmp_path:
 
     back = registry()
     recovery = Recovery(Settings(), back, store_a, snapshots_topic=None)
-    await recovery.restore_latest("m", published)
+    recovery.restore_latest("m", published)
     assert back.get("m").n_learned == 30
     assert back.get("m").offsets == {"ev:0": 30, "lb:0": 0}
     assert store_a.read("m")[1].offsets == {"ev:0": 30, "lb:0": 0}  # kept locally too
@@ -91,11 +91,11 @@ async def test_the_snapshot_that_came_furthest_wins_local_or_published(tmp_path:
     again = registry()
     recovery = Recovery(Settings(), again, store_a, snapshots_topic=None)
     old = (tmp_path / "a" / "m" / "v00000001.snapshot").read_bytes()
-    await recovery.restore_latest("m", old)
+    recovery.restore_latest("m", old)
     assert again.get("m").n_learned == 30
     forged = published[:-1] + b"\x00"
     fresh_store = SnapshotStore(tmp_path / "c", b"key", retention=5)
-    await Recovery(Settings(), again, fresh_store, snapshots_topic=None).restore_latest("m", forged)
+    Recovery(Settings(), again, fresh_store, snapshots_topic=None).restore_latest("m", forged)
     assert again.get("m").n_learned == 0  # nothing trustworthy: a fresh model
 
 
