@@ -150,6 +150,7 @@ def test_two_nodes_answer_every_route_for_every_model(start_node: Any) -> None:
     paced_feed(bootstrap, a.topic("events"), {n: batches(n, d, 50) for n, d in data.items()},
                seconds=0).join()  # fmt: skip
     auth = {"Authorization": f"Bearer {TOKEN}"}
+    taken: dict[str, int] = {}  # a snapshot of each model at 300 learned
     for node in (a, b):
         for name in NAMES:
             node.wait_for(name, "n_learned", 300)
@@ -164,6 +165,7 @@ def test_two_nodes_answer_every_route_for_every_model(start_node: Any) -> None:
             ]
             created = node.post(f"/models/{name}/snapshots", headers=auth)
             assert created.status_code == 201, created.text
+            taken[name] = created.json()["version"]
             for response in [*answers, created]:
                 assert response.status_code == 200 or response is created, response.text
                 assert response.headers["x-streamlearn-node"] == owner[name]
@@ -204,6 +206,17 @@ def test_two_nodes_answer_every_route_for_every_model(start_node: Any) -> None:
     assert b.post("/labels", json=labels).status_code == 202
     for name in NAMES:
         a.wait_for(name, "n_learned", 301)
+
+    # A rollback asked of the other node is done by the owner, and survives the model moving.
+    name = next(n for n, url in owner.items() if url == a.url)
+    rolled = b.post(f"/models/{name}/snapshots/{taken[name]}/restore", headers=auth)
+    assert rolled.status_code == 200 and rolled.json()["n_learned"] == 300, rolled.text
+    assert rolled.headers["x-streamlearn-node"] == a.url
+    a.stop()
+    spread_over([b])
+    moved = b.get(f"/models/{name}").json()
+    assert moved["owner"] == b.url and moved["n_learned"] == 300
+    assert moved["model_version"] == rolled.json()["model_version"]
 
 
 def test_kill_9_one_of_two_nodes_mid_stream_loses_and_doubles_nothing(start_node: Any) -> None:
