@@ -107,6 +107,14 @@ class Recovery:
         if wait:
             await delivery
 
+    async def publish_or_log(self, info: SnapshotInfo) -> None:
+        """:meth:`publish` and wait; a failure is logged, not raised: the local copy stands,
+        and a node that restores from the topic instead replays more."""
+        try:
+            await self.publish(info, wait=True)
+        except (KafkaError, OSError) as exc:
+            logger.error("could not publish snapshot %s v%d: %r", info.model, info.version, exc)
+
     async def take_and_publish(self, model: OnlineModel) -> SnapshotInfo:
         """Snapshot between two messages, never in the middle of one; then publish it."""
         async with self.lock:
@@ -144,7 +152,7 @@ class Recovery:
             model.offsets = offsets
             model.model_version = current.model_version + 1
             after = self.take(model)
-        await self.publish(after, wait=True)  # whichever node holds it next must see it
+        await self.publish_or_log(after)  # whichever node holds it next must see it
         return model, info
 
     async def hand_over(self) -> None:
@@ -161,11 +169,7 @@ class Recovery:
                 )
             ]
         for info in infos:
-            try:
-                await self.publish(info, wait=True)
-            except (KafkaError, OSError) as exc:  # the local copy stands; the next owner replays
-                logger.error("could not publish snapshot %s v%d: %r", info.model, info.version,
-                             exc)  # fmt: skip
+            await self.publish_or_log(info)
         if infos:
             logger.info("handed over %s", [info.model for info in infos])
 
