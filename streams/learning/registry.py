@@ -82,13 +82,16 @@ class ModelRegistry:
         self.max_event_bytes = max_event_bytes
         self.input_topics = input_topics
         self.partitions = partitions
+        # Hashed once: the partition of a model is checked for every event.
+        self._partition = {name: partition_for(name, partitions) for name in specs}
         self.n_dead_letters = 0
         #: Next offset to read per ``topic:partition``, for every message handled here.
         self.positions: dict[str, int] = {}
 
     def partition_of(self, name: str) -> int:
         """The partition of the input topics that carries model ``name``."""
-        return partition_for(name, self.partitions)
+        known = self._partition.get(name)
+        return known if known is not None else partition_for(name, self.partitions)
 
     def models_on(self, partition: int) -> list[OnlineModel]:
         """The models whose events and labels land in ``partition``."""

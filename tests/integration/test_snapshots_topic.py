@@ -6,22 +6,16 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.recovery import latest_values
-from tests.integration.kafka_io import run
+from tests.integration.kafka_io import create_topic, run
 
 pytestmark = pytest.mark.integration
 
 
 async def write_and_read(bootstrap: str) -> tuple[dict[str, bytes], int]:
     topic = f"snapshots-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
-    finally:
-        await admin.close()
+    await create_topic(bootstrap, topic)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
