@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
 
 from app.deps import ModelDep, NodeDep
 from app.forwarding import Peers, was_forwarded
@@ -17,6 +18,7 @@ from app.schemas import (
     PredictionOut,
     PredictOut,
 )
+from streams.learning.errors import InvalidEvent
 from streams.learning.model import OnlineModel
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -73,7 +75,7 @@ async def read_model(model: ModelDep, node: NodeDep) -> ModelOut:
 async def predict(model: ModelDep, payload: PredictIn) -> PredictOut:
     """Predict one instance or many with the live model; never learns."""
     if payload.features is not None:
-        y_pred, proba = model.predict(payload.features)
+        y_pred, proba = _predict_one(model, payload.features, ("body",))
         return PredictOut(
             model=model.name,
             model_version=model.model_version,
@@ -82,10 +84,24 @@ async def predict(model: ModelDep, payload: PredictIn) -> PredictOut:
         )
     assert payload.instances is not None  # guaranteed by PredictIn
     outputs = []
-    for x in payload.instances:
-        y_pred, proba = model.predict(x)
+    for i, x in enumerate(payload.instances):
+        y_pred, proba = _predict_one(model, x, ("body", "instances", i))
         outputs.append(PredictionOut(prediction=y_pred, proba=_proba_out(proba)))
     return PredictOut(model=model.name, model_version=model.model_version, predictions=outputs)
+
+
+def _predict_one(
+    model: OnlineModel, x: dict[str, Any], where: tuple[str | int, ...]
+) -> tuple[Any, dict[Any, float] | None]:
+    """The model's prediction, or a 422 naming the feature it cannot take (the same rules
+    as on the events topic)."""
+    try:
+        return model.predict(x)
+    except InvalidEvent as exc:
+        loc = (*where, *(exc.field or "features").split("."))
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": loc, "msg": str(exc), "input": None}]
+        ) from None
 
 
 @router.get("/{name}/metrics", response_model=MetricsOut)
