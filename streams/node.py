@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import Counter
 from prometheus_client.registry import CollectorRegistry
 
 from streams.app import create_faust_app
@@ -34,6 +35,8 @@ class Node:
     ownership: Ownership
     #: HTTP requests being answered right now; learning yields to them between slices.
     http_inflight: int = 0
+    #: Takes an agent failed on (not data: a broker or disk failure) and redelivered.
+    agent_crashes: Counter | None = None
 
     def owns(self, name: str) -> bool:
         """The model is live here: this node holds its partition and has restored it."""
@@ -88,15 +91,21 @@ def build_node(settings: Settings) -> Node:
     # The URL as Faust normalised it (``http://h:80`` is ``http://h``): the form peers see.
     url = str(app.conf.canonical_url)
     ownership = Ownership(app, registry, url)
+    prometheus = build_prometheus_registry(registry, recovery, ownership)
     node = Node(
         settings=settings,
         app=app,
         topics=topics,
         registry=registry,
         node_id=url,
-        prometheus=build_prometheus_registry(registry, recovery, ownership),
+        prometheus=prometheus,
         recovery=recovery,
         ownership=ownership,
+        agent_crashes=Counter(
+            "streamlearn_agent_crashes",
+            "Takes an agent failed on (a broker or disk failure, never data) and redelivered.",
+            registry=prometheus,
+        ),
     )
     register_learn_agents(node)
     register_metrics_timer(node)

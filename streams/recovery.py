@@ -129,6 +129,7 @@ class Recovery:
             model = self.registry.get(name)
             before = self.take(model)
             record = model.promote(candidate, reason="admin")
+            self.registry.forget(name)
             record["snapshot_before"] = before.version
             after = self.take(model)
         for info in (before, after):

@@ -29,6 +29,8 @@ _COUNTERS = (
     ("labels_unmatched", "n_labels_unmatched", "Labels whose event never came."),
     ("labels_duplicate", "n_labels_duplicate", "Second labels for an event already labelled."),
     ("drifts", "n_drifts", "Drift detections on the error stream."),
+    ("model_errors", "n_model_errors", "Events River raised on; the model was rewound."),
+    ("features_dropped", "n_features_dropped", "New feature names past max_features."),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ TAKE_WITHIN = 0.005
 SLICE_SECONDS = 0.005
 PAUSE_ITERATIONS = 3
 MAX_PAUSE_SECONDS = 0.05
+
+logger = logging.getLogger(__name__)
 
 Handle = Callable[..., Iterator[Outcome | None]]
 
@@ -46,41 +49,61 @@ def register_learn_agents(node: Node) -> None:
         while node.http_inflight and time.perf_counter() < deadline:
             await asyncio.sleep(0)
 
-    async def consume(stream: Any, handle: Handle) -> None:
+    async def consume(stream: Any, handle: Handle, agent: str) -> None:
         async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN):
-            publisher = Publisher(topics)
-            since = time.perf_counter()
-            for event in events:
-                message = event.message
-                async with recovery.lock:  # a snapshot never sees half a message
-                    outcome = Outcome()
-                    for step in handle(
-                        event.value,
-                        topic=message.topic,
-                        partition=message.partition,
-                        offset=message.offset,
-                        now=time.time(),
-                        slice_seconds=SLICE_SECONDS - (time.perf_counter() - since),
-                    ):
-                        if step is None:  # the slice ran out inside a large message
-                            publisher.flush()
-                            await pause()
-                            since = time.perf_counter()
-                        else:
-                            outcome = step
-                    publisher.add(outcome, message.key)
-                for model in outcome.snapshot_due:
-                    await recovery.take_and_publish(model)
-                if time.perf_counter() - since >= SLICE_SECONDS:
-                    publisher.flush()
-                    await pause()
-                    since = time.perf_counter()
-            publisher.flush()
+            try:
+                await learn_take(events, handle)
+            except Exception:  # counted, logged, and the take redelivered
+                # Data never gets here (the registry dead-letters it); a broker or disk
+                # failure does. Restarting the agent would lose the rest of the take, so the
+                # consumer goes back to its first message; dedupe keeps what was learned once.
+                if node.agent_crashes is not None:
+                    node.agent_crashes.inc()
+                logger.exception("the %s agent failed on a take; it is redelivered", agent)
+                await redeliver(events)
+
+    async def redeliver(events: list[Any]) -> None:
+        first: dict[Any, int] = {}
+        for event in events:
+            tp, offset = event.message.tp, event.message.offset
+            first[tp] = min(offset, first.get(tp, offset))
+        for tp, offset in first.items():
+            await node.app.consumer.seek(tp, offset)
+
+    async def learn_take(events: list[Any], handle: Handle) -> None:
+        publisher = Publisher(topics)
+        since = time.perf_counter()
+        for event in events:
+            message = event.message
+            async with recovery.lock:  # a snapshot never sees half a message
+                outcome = Outcome()
+                for step in handle(
+                    event.value,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    now=time.time(),
+                    slice_seconds=SLICE_SECONDS - (time.perf_counter() - since),
+                ):
+                    if step is None:  # the slice ran out inside a large message
+                        publisher.flush()
+                        await pause()
+                        since = time.perf_counter()
+                    else:
+                        outcome = step
+                publisher.add(outcome, message.key)
+            for model in outcome.snapshot_due:
+                await recovery.take_and_publish(model)
+            if time.perf_counter() - since >= SLICE_SECONDS:
+                publisher.flush()
+                await pause()
+                since = time.perf_counter()
+        publisher.flush()
 
     @node.app.agent(topics.events_topic, name="learn")  # type: ignore[untyped-decorator]
     async def learn(stream: Any) -> None:
-        await consume(stream, registry.iter_events)
+        await consume(stream, registry.iter_events, "learn")
 
     @node.app.agent(topics.labels_topic, name="label")  # type: ignore[untyped-decorator]
     async def label(stream: Any) -> None:
-        await consume(stream, registry.iter_labels)
+        await consume(stream, registry.iter_labels, "label")

@@ -45,6 +45,8 @@ class Event:
     label: Any = NO_LABEL
     ts: datetime | None = None
     n_missing: int = 0
+    #: New feature names its model left out (past ``max_features``).
+    n_dropped: int = 0
 
     @property
     def has_label(self) -> bool:
@@ -187,6 +189,16 @@ def validate_label(obj: Any, where: str = "") -> Label:
         raise
 
 
+def finite_features(features: dict[str, Any]) -> dict[str, Any]:
+    """``features`` with non-finite numbers as missing values (``None``), as on the events
+    topic; the same dict when there are none."""
+    if all(type(v) is not float or math.isfinite(v) for v in features.values()):
+        return features
+    return {
+        k: None if type(v) is float and not math.isfinite(v) else v for k, v in features.items()
+    }
+
+
 def parse_ts(value: Any, field: str = "ts") -> datetime | None:
     """An RFC 3339 string or epoch milliseconds as an aware UTC datetime (``None`` if absent)."""
     if value is None:
@@ -206,7 +218,10 @@ def parse_ts(value: Any, field: str = "ts") -> datetime | None:
                 raise InvalidEvent(
                     f"{field} must carry a time zone (RFC 3339), got {value!r}", field
                 )
-            return parsed.astimezone(UTC)
+            try:
+                return parsed.astimezone(UTC)
+            except OverflowError:  # 9999-12-31T23:59:59-01:00 is past datetime's range in UTC
+                pass
     raise InvalidEvent(
         f"{field} must be an RFC 3339 string or epoch milliseconds, got {value!r}", field
     )

@@ -35,7 +35,8 @@ from streams.learning.candidates import Candidate, predict_with
 from streams.learning.dedupe import DedupeWindow
 from streams.learning.drift import Detection, DriftMonitor
 from streams.learning.errors import InvalidEvent, UnknownCandidate
-from streams.learning.events import NO_LABEL, Event, Label
+from streams.learning.events import NO_LABEL, Event, Label, finite_features
+from streams.learning.guard import FeatureGuard, probe
 from streams.learning.metrics import MetricTracker
 from streams.learning.pending import Pending, PendingStore
 from streams.learning.pipeline import parse_estimator
@@ -104,7 +105,10 @@ class OnlineModel:
         self._history_every = max(1, spec.rolling_window // 20)
         self.label_lag_seconds = stats.Mean()
         self.label_lag_events = stats.Mean()
+        self.guard = FeatureGuard(probe(spec), spec.max_features)
         self.model_version = 1
+        #: Events whose predict or learn raised inside River (the model was left as it was).
+        self.n_model_errors = 0
         self.n_events = self.n_predicted = self.n_learned = 0
         self.n_duplicates = self.n_dead_letters = self.n_missing_values = 0
         self.n_pending_expired = self.n_labels_unmatched = self.n_labels_duplicate = 0
@@ -125,16 +129,38 @@ class OnlineModel:
     #: Attributes a snapshot carries: everything needed to resume exactly.
     _STATE = (
         "estimator", "background", "champion", "challengers", "champion_pipeline",
-        "metrics", "drift", "dedupe", "pending", "labelled", "early", "history",
+        "metrics", "drift", "dedupe", "pending", "labelled", "early", "history", "guard",
         "label_lag_seconds", "label_lag_events", "model_version", "n_events", "n_predicted",
         "n_learned", "n_duplicates", "n_dead_letters", "n_missing_values", "n_pending_expired",
         "n_labels_unmatched", "n_labels_duplicate", "n_labels_early", "n_drifts",
-        "last_event_at",
+        "n_model_errors", "last_event_at",
     )  # fmt: skip
+    #: Counters the node keeps about a model from outside its steps: a step never changes
+    #: them, so going back to a checkpoint (see :mod:`streams.learning.journal`) keeps them.
+    _OUTSIDE = ("n_dead_letters", "n_model_errors")
+    #: Added after the first snapshots were written: older snapshots start them afresh.
+    _ADDED = frozenset({"guard", "n_model_errors"})
+
+    def learning_state(self) -> dict[str, Any]:
+        """Everything the model has learned and counted (what a snapshot carries)."""
+        return {name: getattr(self, name) for name in self._STATE}
+
+    def load_learning_state(self, state: dict[str, Any]) -> None:
+        """Become the model ``state`` describes (from :meth:`learning_state`)."""
+        for name in self._STATE:
+            if name in state or name not in self._ADDED:
+                setattr(self, name, state[name])
+
+    def outside_counters(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self._OUTSIDE}
+
+    def restore_outside_counters(self, counters: dict[str, int]) -> None:
+        for name, value in counters.items():
+            setattr(self, name, value)
 
     def snapshot_state(self, offsets: dict[str, int]) -> dict[str, Any]:
         """The model's whole learning state with the offsets it has consumed."""
-        state = {name: getattr(self, name) for name in self._STATE}
+        state = self.learning_state()
         state["spec"] = self.spec.model_dump(mode="json")
         state["offsets"] = dict(offsets)
         return state
@@ -149,24 +175,43 @@ class OnlineModel:
                     f"snapshot of {self.name!r} has {field_name}={theirs.get(field_name)!r},"
                     f" the models file says {mine[field_name]!r}"
                 )
-        for name in self._STATE:
-            setattr(self, name, state[name])
+        self.load_learning_state(state)
         self.offsets = dict(state["offsets"])
         self.n_learned_at_snapshot = self.n_learned
 
     def predict(self, x: dict[str, Any]) -> tuple[Any, dict[Any, float] | None]:
-        """The prediction and, for classifiers, the class probabilities. Never learns."""
-        return predict_with(self.estimator, self.is_classifier, x)
+        """The prediction and, for classifiers, the class probabilities. Never learns, and
+        never changes the model: features it has never been given are left out.
+
+        Raises :class:`InvalidEvent` for a value the model cannot take, by the rules of the
+        events topic (non-finite numbers are missing values).
+        """
+        known = self.guard.known(finite_features(x))
+        try:
+            return predict_with(self.estimator, self.is_classifier, known)
+        except Exception as exc:  # River raised: the request, not the node, is at fault
+            raise InvalidEvent(
+                f"{self.guard.capabilities.name} could not predict from these features:"
+                f" {type(exc).__name__}: {exc}",
+                "features",
+                self.name,
+            ) from None
 
     def process(self, event: Event, now: float) -> Step:
         """Predict one event; score and learn it if labelled, else park it until its label.
 
         Raises :class:`InvalidEvent` (before touching the model) when the label does not fit
-        the task.
+        the task or a feature does not fit the pipeline.
         """
         label = event.label
         if label is not NO_LABEL and type(label) is not self._label_type:
             self.check_label(label)
+        x, dropped = self.guard.admit(event.features)
+        # The event keeps the features as the model took them, and how many names were left
+        # out: a step taken again (see journal.py) then holds and counts the same.
+        event.features = x
+        event.n_dropped += dropped
+        self.guard.n_features_dropped += event.n_dropped
         self.n_events += 1
         if now != self._now:  # the events of one message share their time: format it once
             self._now = now
@@ -175,9 +220,8 @@ class OnlineModel:
         if self.dedupe.seen(event.event_id, now):
             self.n_duplicates += 1
             return Step()
-        x = event.features
         self.n_missing_values += event.n_missing
-        y_pred, proba = self.predict(x)
+        y_pred, proba = predict_with(self.estimator, self.is_classifier, x)
         self.n_predicted += 1
         step = Step(record=self._record(event.event_id, y_pred, proba))
         shadow = [c.predict(x) for c in self.challengers] if self.challengers else None
@@ -383,6 +427,10 @@ class OnlineModel:
     def n_pending_labels(self) -> int:
         return len(self.pending)
 
+    @property
+    def n_features_dropped(self) -> int:
+        return self.guard.n_features_dropped
+
     def state(self) -> dict[str, Any]:
         """The counters and identity of the model, as the API shows them."""
         return {
@@ -404,6 +452,9 @@ class OnlineModel:
             "n_labels_duplicate": self.n_labels_duplicate,
             "n_missing_values": self.n_missing_values,
             "n_drifts": self.n_drifts,
+            "n_model_errors": self.n_model_errors,
+            "n_features": len(self.guard),
+            "n_features_dropped": self.n_features_dropped,
             "label_lag": {
                 "mean_seconds": self.label_lag_seconds.get(),
                 "mean_events": self.label_lag_events.get(),

@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,9 +22,12 @@ from typing import Any
 
 from streams.learning.errors import InvalidEvent, UnknownModel
 from streams.learning.events import Event, Label, decode_events, decode_labels
+from streams.learning.journal import Journal
 from streams.learning.model import Limits, OnlineModel, Step
 from streams.learning.partitioning import partition_for, tp_key
 from streams.learning.spec import ModelSpec
+
+logger = logging.getLogger(__name__)
 
 #: Dead letters keep at most this much of the original payload, and of the error sentence.
 PAYLOAD_LIMIT = 64 * 1024
@@ -56,6 +60,27 @@ def _misplaced(name: str, partition: int, registry: ModelRegistry) -> InvalidEve
     )
 
 
+def _model_error(model: OnlineModel, item: Event | Label, exc: Exception) -> InvalidEvent:
+    """The dead-letter sentence of an event its model raised on (and was rewound from)."""
+    doing = "learning from" if getattr(item, "has_label", True) else "predicting"
+    return InvalidEvent(
+        f"model {model.name!r} ({model.guard.capabilities.name}) raised {type(exc).__name__}"
+        f" {doing} event {item.event_id!r}: {exc}; the model was left as it was before"
+        " this event, and its neighbours were learned",
+        "features",
+        model.name,
+    )
+
+
+def _located(error: InvalidEvent, index: int, batch: bool) -> InvalidEvent:
+    """The error of a batch element, its sentence and field starting with ``[index].`` as the
+    decoder's do."""
+    if not batch:
+        return error
+    field = f"[{index}].{error.field}" if error.field else f"[{index}]"
+    return InvalidEvent(f"[{index}].{error}", field, error.model)
+
+
 def _last(steps: Iterator[Outcome | None]) -> Outcome:
     """Run a sliced handling to its end."""
     outcome = Outcome()
@@ -85,6 +110,8 @@ class ModelRegistry:
         # Hashed once: the partition of a model is checked for every event.
         self._partition = {name: partition_for(name, partitions) for name in specs}
         self.n_dead_letters = 0
+        #: One journal per model, so that a step River raises in leaves the model as it was.
+        self._journals: dict[str, Journal] = {}
         #: Next offset to read per ``topic:partition``, for every message handled here.
         self.positions: dict[str, int] = {}
 
@@ -117,7 +144,13 @@ class ModelRegistry:
         """Replace ``name`` by a fresh model of the same spec (before a restore)."""
         model = OnlineModel(self.models[name].spec, self.limits)
         self.models[name] = model
+        self.forget(name)
         return model
+
+    def forget(self, name: str) -> None:
+        """Model ``name`` was changed outside its steps (restored, promoted by an admin): its
+        journal starts again from the state it has now."""
+        self._journals.pop(name, None)
 
     def get(self, name: str) -> OnlineModel:
         """The model called ``name``, or :class:`UnknownModel`."""
@@ -182,7 +215,8 @@ class ModelRegistry:
         topic, partition, offset = where
         key = tp_key(topic, partition)
         since = time.perf_counter()
-        for item in items:
+        batch = raw.lstrip()[:1] == b"["
+        for i, item in enumerate(items):
             if time.perf_counter() - since >= slice_seconds:
                 yield None
                 since = time.perf_counter()
@@ -201,10 +235,22 @@ class ModelRegistry:
                 continue
             if offset < model.offsets.get(key, 0):  # its snapshot already holds this message
                 continue
+            journal = self._journals.get(model.name)
+            if journal is None:
+                journal = self._journals[model.name] = Journal()
             try:
-                result = step(model, item)
+                result = journal.run(model, step, item)
             except InvalidEvent as exc:
-                self._dead_letter(outcome, exc, model, raw, where)
+                self._dead_letter(outcome, _located(exc, i, batch), model, raw, where)
+                continue
+            except Exception as exc:  # River raised inside; the journal rewound the model
+                model.n_model_errors += 1
+                logger.warning(
+                    "model %s raised %s on %s:%d@%d; rewound and dead-lettered",
+                    model.name, type(exc).__name__, topic, partition, offset,
+                )  # fmt: skip
+                error = _located(_model_error(model, item, exc), i, batch)
+                self._dead_letter(outcome, error, model, raw, where)
                 continue
             if result.record is not None:
                 outcome.predictions.append(result.record)

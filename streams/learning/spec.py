@@ -64,6 +64,7 @@ class ModelSpec(BaseModel):
     auto_promote: bool = False
     snapshot_every: int = Field(default=10_000, ge=1)
     max_categories: int = Field(default=100, ge=1)
+    max_features: int = Field(default=10_000, ge=1, le=10_000_000)
 
     @field_validator("name")
     @classmethod

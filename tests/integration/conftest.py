@@ -18,6 +18,8 @@ from streams.broker.local import LocalKafka
 
 pytestmark = pytest.mark.integration
 
+#: What mode (under Faust) logs when an agent raises: never expected, whatever the data.
+AGENT_CRASH = "Crashed reason="
 KAFKA_VERSION = os.environ.get("STREAMLEARN_KAFKA_VERSION", "4.1.1")
 
 
@@ -161,3 +163,5 @@ def start_node(kafka: str, tmp_path: Path) -> Iterator[object]:
     yield start
     for node in nodes:
         node.stop()
+    crashed = [node.log for node in nodes if AGENT_CRASH in node.log.read_text(errors="replace")]
+    assert not crashed, f"a Faust agent crashed: see {crashed}"
