@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app.schemas import INVALID_RESPONSE, ErrorOut
 from streams.learning.errors import ModelNotHere
 from streams.learning.model import OnlineModel
 from streams.node import Node
@@ -33,6 +34,22 @@ def get_model(name: str, node: NodeDep) -> OnlineModel:
 
 
 ModelDep = Annotated[OnlineModel, Depends(get_model)]
+
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying", "required": True,
+                                "schema": {"type": "integer"}}}  # fmt: skip
+
+#: What a route whose path names a model (and that takes :data:`ModelDep`) may answer besides
+#: its success; :data:`ADMIN_RESPONSES` adds what an admin route may.
+MODEL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **INVALID_RESPONSE,
+    404: {"model": ErrorOut, "description": "No model of that name is declared"},
+    503: {
+        "model": ErrorOut,
+        "headers": _RETRY_AFTER,
+        "description": "The model is between owners (a rebalance), or its owner did not answer;"
+        " an admin route also while the group rebalances: retry",
+    },
+}
 
 
 _bearer = HTTPBearer(auto_error=False, description="STREAMLEARN_ADMIN_TOKEN")
@@ -66,3 +83,13 @@ def require_admin(
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
+
+ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **MODEL_RESPONSES,
+    401: {
+        "model": ErrorOut,
+        "headers": {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}},
+        "description": "No `Authorization: Bearer` token, or a wrong one",
+    },
+    403: {"model": ErrorOut, "description": "The node has no admin token: admin routes are off"},
+}

@@ -97,10 +97,10 @@ class ForwardToOwner:
         if owner is None:
             await self.app(scope, receive, self._stamped(send))
             return
-        body = await _read_body(receive, self.node.settings.max_request_bytes)
+        body = await read_body(receive, self.node.settings.max_request_bytes)
         if body is None:
             detail = "the request body is larger than STREAMLEARN_MAX_REQUEST_BYTES"
-            await _answer(send, 413, detail, self.node.node_id)
+            await answer(send, 413, detail, self.node.node_id)
             return
         try:
             response = await self.peers.relay(owner, scope, body)
@@ -111,7 +111,7 @@ class ForwardToOwner:
                 " if that node is gone, its models move to the others within"
                 f" {self.node.settings.session_timeout_seconds:g} s: retry then"
             )
-            await _answer(send, 503, detail, self.node.node_id, retry_after=True)
+            await answer(send, 503, detail, self.node.node_id, retry_after=True)
             return
         headers = [
             (k.encode("latin-1"), v.encode("latin-1"))
@@ -146,8 +146,9 @@ class ForwardToOwner:
         return stamped
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole request body, or ``None`` past ``limit`` bytes."""
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or ``None`` as soon as more than ``limit`` bytes came (the
+    rest is left unread); what came before the client disconnected, if it did."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -164,9 +165,11 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-async def _answer(
+async def answer(
     send: Send, status: int, detail: str, node: str, *, retry_after: bool = False
 ) -> None:
+    """Answer ``{"detail": detail}`` from a middleware, stamped with ``node`` (and
+    ``Retry-After: 1`` when asked)."""
     body = orjson.dumps({"detail": detail})
     headers = [
         (b"content-type", b"application/json"),

@@ -1,24 +1,65 @@
-"""Build the FastAPI app of a node: wire routers and the error handler, nothing else."""
+"""Build the FastAPI app of a node: wire routers, middleware and the error handlers."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.forwarding import ForwardToOwner, Peers
+from app.limits import BodyLimit, unprocessable
 from app.routes import candidates, dashboard, events, health, models, snapshots, telemetry
+from app.schemas import ErrorOut
 from streams.learning.errors import StreamlearnError
 from streams.node import Node
+
+#: The methods an ``Allow`` header may name: RFC 9110's, and PATCH.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
 
 
 async def _handle_streamlearn_error(request: Request, exc: Exception) -> JSONResponse:
     status_code = exc.status_code if isinstance(exc, StreamlearnError) else 500
     headers = {"Retry-After": "1"} if status_code == 503 else None
     return JSONResponse({"detail": str(exc)}, status_code=status_code, headers=headers)
+
+
+async def _handle_validation_error(request: Request, exc: Exception) -> Response:
+    """422 naming each field (``loc`` as FastAPI gives it), quoting what was sent only as
+    a short excerpt (FastAPI's own answer quotes all of it)."""
+    return unprocessable(exc.errors() if isinstance(exc, RequestValidationError) else [])
+
+
+async def _handle_http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's answer to an HTTPException, but for two of the framework's own."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+        # FastAPI could not read the body as JSON (not UTF-8, nested past the recursion
+        # limit, an integer of over 4300 digits): a 422 like any other body that is not JSON.
+        msg = f"body is not valid JSON: {type(exc.__cause__).__name__}"
+        return unprocessable([{"loc": ["body"], "msg": msg, "type": "json_invalid"}])
+    if exc.status_code == 405:
+        # Starlette's Allow names the methods of the first route that matched the path; RFC
+        # 9110 wants every method of the resource (GET and POST /models/{name}/snapshots are
+        # two routes): each route says whether it would take the path with each method.
+        probe = {"type": "http", "path": request.scope["path"],
+                 "root_path": request.scope.get("root_path", "")}  # fmt: skip
+        allowed = [
+            method
+            for method in _METHODS
+            if any(
+                route.matches({**probe, "method": method})[0] is Match.FULL
+                for route in request.app.router.routes
+            )
+        ]
+        exc = HTTPException(405, exc.detail, headers={"Allow": ", ".join(allowed)})
+    return await http_exception_handler(request, exc)
 
 
 class _InflightCounter:
@@ -53,20 +94,25 @@ def create_api(node: Node) -> FastAPI:
         summary="Online learning on Kafka: live predictions, metrics and model state.",
         version="0.1.0",
         lifespan=lifespan,
+        responses={413: {"model": ErrorOut, "description": "The body is over the size limit"}},
     )
     api.state.node = node
     api.state.peers = peers
     api.add_exception_handler(StreamlearnError, _handle_streamlearn_error)
+    api.add_exception_handler(RequestValidationError, _handle_validation_error)
+    api.add_exception_handler(HTTPException, _handle_http_error)
     api.add_middleware(_InflightCounter, node=node)
-    # Outermost: a relayed request waits on the network, not on this node's learning.
+    # A relayed request waits on the network, not on this node's learning.
     api.add_middleware(ForwardToOwner, node=node, peers=peers)
+    # Outermost: no byte past the limit is read, whatever the route and wherever it goes.
+    api.add_middleware(BodyLimit, node=node)
     for router in (
         dashboard.router,
         health.router,
         models.router,
         snapshots.router,
         candidates.router,
-        events.router,
+        events.router_for(node.registry.models),
         telemetry.router,
     ):
         api.include_router(router)

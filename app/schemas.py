@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -12,24 +12,45 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    WithJsonSchema,
     model_validator,
 )
 
-FeatureValue = StrictBool | StrictInt | StrictFloat | StrictStr | None
-Features = dict[str, FeatureValue]
+from streams.learning.guard import MAX_MAGNITUDE
+
+#: A feature value: what the events topic takes. Numbers past ``MAX_MAGNITUDE`` are refused
+#: by every model (River's running statistics overflow), so the schema says so.
+FeatureValue = Annotated[
+    StrictBool | StrictInt | StrictFloat | StrictStr | None,
+    WithJsonSchema({"type": ["boolean", "number", "string", "null"],
+                    "minimum": -MAX_MAGNITUDE, "maximum": MAX_MAGNITUDE}),
+]  # fmt: skip
+#: ``fail_fast``: the first bad value ends validation, so a body of a million bad values
+#: costs one error, not a million (pydantic would list every one, four errors each).
+Features = Annotated[dict[str, FeatureValue], Field(fail_fast=True)]
+Instances = Annotated[list[Features], Field(min_length=1, max_length=10_000, fail_fast=True)]
+
+
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """The JSON schema of an optional field that may be left out but never sent as null."""
+    schema.pop("default", None)
+    schema.update(next(s for s in schema.pop("anyOf") if s.get("type") != "null"))
 
 
 class PredictIn(BaseModel):
-    """One instance (``features``) or several (``instances``); never both."""
+    """One instance (``features``) or several (``instances``): exactly one of the two."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"minProperties": 1, "maxProperties": 1}
+    )
 
-    features: Features | None = None
-    instances: list[Features] | None = Field(default=None, min_length=1, max_length=10_000)
+    features: Features | None = Field(default=None, json_schema_extra=_absent_not_null)
+    instances: Instances | None = Field(default=None, json_schema_extra=_absent_not_null)
 
     @model_validator(mode="after")
     def _one_of(self) -> PredictIn:
-        if (self.features is None) == (self.instances is None):
+        # One field, and not null: what the schema says with minProperties = maxProperties = 1.
+        if len(self.model_fields_set) != 1 or (self.features is None and self.instances is None):
             raise ValueError(
                 "send either 'features' (one instance) or 'instances' (a list), not both or neither"
             )
@@ -84,6 +105,9 @@ class ModelOut(BaseModel):
     n_labels_duplicate: int | None = None
     n_missing_values: int | None = None
     n_drifts: int | None = None
+    n_model_errors: int | None = None
+    n_features: int | None = None
+    n_features_dropped: int | None = None
     label_lag: dict[str, float | int | None] | None = None
     last_event_at: str | None = None
 
@@ -127,3 +151,32 @@ class RestoreOut(BaseModel):
     model_version: int
     n_learned: int
     snapshot: SnapshotOut
+
+
+class ErrorOut(BaseModel):
+    """Every error but a 422: what went wrong, in a sentence."""
+
+    detail: str
+
+
+class FieldErrorOut(BaseModel):
+    """One refused field: where (``loc``, e.g. ``["body", 3, "model"]``), why (``msg``,
+    ``type``), and a short excerpt of what was sent (``input``, ``ctx``)."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
+class InvalidOut(BaseModel):
+    """A 422: the fields refused, at most 100 (then one more item says how many were left out)."""
+
+    detail: list[FieldErrorOut]
+
+
+#: The 422 of a route that validates its parameters or its body.
+INVALID_RESPONSE: dict[int | str, dict[str, Any]] = {
+    422: {"model": InvalidOut, "description": "A parameter or the body is invalid: `loc` names it"}
+}

@@ -6,9 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.deps import AdminDep, ModelDep, NodeDep
+from app.deps import ADMIN_RESPONSES, MODEL_RESPONSES, AdminDep, ModelDep, NodeDep
+from app.schemas import ErrorOut
 
-router = APIRouter(prefix="/models/{name}/candidates", tags=["candidates"])
+router = APIRouter(
+    prefix="/models/{name}/candidates", tags=["candidates"], responses=MODEL_RESPONSES
+)
 
 
 @router.get("")
@@ -26,8 +29,8 @@ async def read_candidates(model: ModelDep) -> dict[str, Any]:
 @router.post(
     "/{candidate}/promote",
     responses={
-        401: {"description": "Missing or wrong token"},
-        403: {"description": "No token set"},
+        **ADMIN_RESPONSES,
+        404: {"model": ErrorOut, "description": "No such model, or it has no such challenger"},
     },
 )
 async def promote_candidate(

@@ -3,129 +3,185 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response, status
 
 from app.deps import NodeDep
-from app.schemas import AcceptedOut
+from app.limits import unprocessable
+from app.schemas import INVALID_RESPONSE, AcceptedOut
 from streams.learning.errors import InvalidEvent
 from streams.learning.events import Event, Label, validate_event, validate_label
 from streams.node import Node
 
-router = APIRouter(tags=["events"])
-
-_EVENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["event_id", "model", "features"],
-    "properties": {
-        "event_id": {"type": "string", "minLength": 1, "maxLength": 128},
-        "model": {"type": "string"},
-        "features": {
-            "type": "object",
-            "additionalProperties": {"type": ["number", "string", "boolean", "null"]},
+#: ``ts``, as :func:`streams.learning.events.parse_ts` reads it: an RFC 3339 string with a
+#: time zone, or epoch milliseconds within Python's calendar (the years 1 to 9999: from
+#: 0001-01-01T00:00:00Z, up to but not including 10000-01-01T00:00:00Z). The pattern leaves
+#: out what RFC 3339 allows and ``datetime.fromisoformat`` refuses: a lower-case "t" or "z",
+#: a leap second (":60").
+_TS_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]"
+            "([.][0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$",
         },
-        "label": {"type": ["boolean", "number", "string"]},
-        "ts": {"type": ["string", "number"], "description": "RFC 3339 or epoch milliseconds"},
-    },
+        {"type": "number", "minimum": -62_135_596_800_000, "exclusiveMaximum": 253_402_300_800_000},
+        {"type": "null"},
+    ],
+    "description": "RFC 3339 with a time zone, or epoch milliseconds; null or left out: none",
 }
-_LABEL_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["event_id", "model", "label"],
-    "properties": {
-        "event_id": {"type": "string", "minLength": 1, "maxLength": 128},
-        "model": {"type": "string"},
-        "label": {"type": ["boolean", "number", "string"]},
-        "ts": {"type": ["string", "number"], "description": "RFC 3339 or epoch milliseconds"},
-    },
-}
+_EVENT_ID_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 128}
+_LABEL_SCHEMA: dict[str, Any] = {"type": ["boolean", "number", "string"]}
+
+
+def _event_schema(model: dict[str, Any]) -> dict[str, Any]:
+    """One event, by the rules of :func:`streams.learning.events.validate_event`."""
+    return {
+        "type": "object",
+        "required": ["event_id", "model", "features"],
+        "additionalProperties": False,
+        "properties": {
+            "event_id": _EVENT_ID_SCHEMA,
+            "model": model,
+            "features": {
+                "type": "object",
+                "additionalProperties": {"type": ["number", "string", "boolean", "null"]},
+            },
+            "label": {**_LABEL_SCHEMA, "type": [*_LABEL_SCHEMA["type"], "null"],
+                      "description": "null or left out: not labelled yet"},
+            "ts": _TS_SCHEMA,
+        },
+    }  # fmt: skip
+
+
+def _label_schema(model: dict[str, Any]) -> dict[str, Any]:
+    """One label, by the rules of :func:`streams.learning.events.validate_label`."""
+    return {
+        "type": "object",
+        "required": ["event_id", "model", "label"],
+        "additionalProperties": False,
+        "properties": {
+            "event_id": _EVENT_ID_SCHEMA,
+            "model": model,
+            "label": _LABEL_SCHEMA,
+            "ts": _TS_SCHEMA,
+        },
+    }
 
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    """OpenAPI text for a body of one object or a list of them."""
-    one_or_many = {"oneOf": [schema, {"type": "array", "items": schema}]}
+    """OpenAPI text for a body of one object or a non-empty list of them."""
+    one_or_many = {"oneOf": [schema, {"type": "array", "items": schema, "minItems": 1}]}
     return {
         "requestBody": {"required": True, "content": {"application/json": {"schema": one_or_many}}}
     }
 
 
-@router.post(
-    "/events",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=AcceptedOut,
-    openapi_extra=_body(_EVENT_SCHEMA),
-    responses={413: {"description": "Body too large"}, 422: {"description": "Invalid event"}},
-)
-async def create_events(request: Request, node: NodeDep) -> AcceptedOut | JSONResponse:
-    """Write one event or a list of events to the events topic (one message per model)."""
+def router_for(models: Collection[str]) -> APIRouter:
+    """The events and labels routes of a node whose declared models are ``models``: the body
+    schema names them, as the routes refuse (422) an event for any other."""
+    model = {"type": "string", "enum": sorted(models)}
+    router = APIRouter(tags=["events"], responses=INVALID_RESPONSE)
+    router.add_api_route(
+        "/events", create_events, methods=["POST"], status_code=status.HTTP_202_ACCEPTED,
+        response_model=AcceptedOut, openapi_extra=_body(_event_schema(model)),
+    )  # fmt: skip
+    router.add_api_route(
+        "/labels", create_labels, methods=["POST"], status_code=status.HTTP_202_ACCEPTED,
+        response_model=AcceptedOut, openapi_extra=_body(_label_schema(model)),
+    )  # fmt: skip
+    return router
+
+
+async def create_events(request: Request, node: NodeDep) -> AcceptedOut | Response:
+    """Write one event or a list of events to the events topic (a message per model, or
+    several when the batch is over STREAMLEARN_MAX_EVENT_BYTES)."""
     return await _write(request, node, validate_event, node.topics.events_topic)
 
 
-@router.post(
-    "/labels",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=AcceptedOut,
-    openapi_extra=_body(_LABEL_SCHEMA),
-    responses={413: {"description": "Body too large"}, 422: {"description": "Invalid label"}},
-)
-async def create_labels(request: Request, node: NodeDep) -> AcceptedOut | JSONResponse:
-    """Write labels for events seen earlier to the labels topic (one message per model)."""
+async def create_labels(request: Request, node: NodeDep) -> AcceptedOut | Response:
+    """Write labels for events seen earlier to the labels topic (a message per model, or
+    several when the batch is over STREAMLEARN_MAX_EVENT_BYTES)."""
     return await _write(request, node, validate_label, node.topics.labels_topic)
 
 
 async def _write(
     request: Request, node: Node, validate: Callable[[Any, str], Event | Label], topic: Any
-) -> AcceptedOut | JSONResponse:
-    raw = await request.body()
-    limit = node.settings.max_request_bytes
-    if len(raw) > limit:
-        return JSONResponse(
-            {"detail": f"body is {len(raw)} bytes, over the limit of {limit} bytes"},
-            status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-        )
+) -> AcceptedOut | Response:
+    raw = await request.body()  # at most STREAMLEARN_MAX_REQUEST_BYTES (app.limits.BodyLimit)
     try:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return _invalid([{"loc": ["body"], "msg": f"body is not valid JSON: {exc}"}])
+        return _invalid([{"loc": ["body"], "msg": f"body is not valid JSON: {exc}",
+                          "type": "json_invalid"}])  # fmt: skip
     batch = isinstance(document, list)
     elements = document if batch else [document]
     if not elements:
-        return _invalid([{"loc": ["body"], "msg": "an empty list holds nothing to write"}])
+        return _invalid([{"loc": ["body"], "msg": "an empty list holds nothing to write",
+                          "type": "too_short"}])  # fmt: skip
     errors: list[dict[str, Any]] = []
-    by_model: dict[str, list[Any]] = defaultdict(list)
+    by_model: dict[str, list[bytes]] = defaultdict(list)
+    max_bytes = node.settings.max_event_bytes
     for i, element in enumerate(elements):
-        where = f"[{i}]." if batch else ""
+        where, at = (f"[{i}].", [i]) if batch else ("", [])
         try:
             item = validate(element, where)
             if item.model not in node.registry.models:
                 raise InvalidEvent(f"{where}model: unknown model {item.model!r}", f"{where}model")
         except InvalidEvent as exc:
-            errors.append({"loc": ["body", *_loc(exc.field)], "msg": str(exc)})
+            loc = ["body", *at, *_loc(exc.field, where)]
+            errors.append({"loc": loc, "msg": str(exc), "type": "value_error"})
             continue
-        by_model[item.model].append(element)
+        encoded = orjson.dumps(element)
+        if len(encoded) > max_bytes:  # the agents would dead-letter it: refuse it here
+            msg = f"{where}event is {len(encoded)} bytes, over the limit of {max_bytes} bytes"
+            errors.append({"loc": ["body", *at], "msg": msg, "type": "too_long"})
+            continue
+        by_model[item.model].append(encoded)
     if errors:
         return _invalid(errors)
     for model, group in by_model.items():
-        value = group[0] if len(group) == 1 else group
-        await topic.send(key=model.encode(), value=orjson.dumps(value))
+        for message in to_messages(group, max_bytes):
+            await topic.send(key=model.encode(), value=message)
     return AcceptedOut(accepted=len(elements))
 
 
-def _loc(field: str | None) -> list[str | int]:
-    """``"[3].features.age"`` -> ``[3, "features", "age"]``."""
-    if not field:
+def to_messages(encoded: list[bytes], max_bytes: int) -> Iterator[bytes]:
+    """The encoded elements of one model as messages of at most ``max_bytes`` each, in order:
+    an element alone, or a JSON array of several. The agents dead-letter a larger message
+    whole, so a batch within STREAMLEARN_MAX_REQUEST_BYTES but over
+    STREAMLEARN_MAX_EVENT_BYTES is cut, never lost (each element fits: see ``_write``).
+
+    >>> list(to_messages([b'{"a":1}', b'{"b":2}', b'{"c":3}'], max_bytes=20))
+    [b'[{"a":1},{"b":2}]', b'{"c":3}']
+    """
+    batch: list[bytes] = []
+    size = 1  # "[", then each element with the "," or "]" after it
+    for element in encoded:
+        if batch and size + len(element) + 1 > max_bytes:
+            yield batch[0] if len(batch) == 1 else b"[" + b",".join(batch) + b"]"
+            batch, size = [], 1
+        batch.append(element)
+        size += len(element) + 1
+    if batch:
+        yield batch[0] if len(batch) == 1 else b"[" + b",".join(batch) + b"]"
+
+
+def _loc(field: str | None, where: str) -> list[str | int]:
+    """Where ``field`` of the element at ``where`` is, as ``loc`` names it: ``"[3].features.age"``
+    -> ``["features", "age"]``; a feature's name is kept whole, dots, brackets and all. An
+    element that is not an object (a label message names no field then) is all at fault."""
+    if not field or field == where.rstrip("."):
         return []
-    loc: list[str | int] = []
-    for part in field.split("."):
-        if part.startswith("[") and part.endswith("]"):
-            loc.append(int(part[1:-1]))
-        elif part:
-            loc.append(part)
-    return loc
+    head, _, name = field.removeprefix(where).partition(".")
+    return [head, name] if head == "features" and name else [field.removeprefix(where)]
 
 
-def _invalid(errors: list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+def _invalid(errors: list[dict[str, Any]]) -> Response:
+    """422 naming each field; a sentence may quote a field name or value the client sent,
+    so each is cut short, and only the first errors are listed (see :mod:`app.limits`)."""
+    return unprocessable(errors)

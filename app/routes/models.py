@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 
-from app.deps import ModelDep, NodeDep
+from app.deps import MODEL_RESPONSES, ModelDep, NodeDep
 from app.forwarding import Peers, was_forwarded
 from app.schemas import (
+    INVALID_RESPONSE,
     DriftOut,
     HistoryOut,
     MetricsOut,
@@ -33,7 +34,7 @@ def _model_out(model: OnlineModel, owner: str) -> ModelOut:
     )
 
 
-@router.get("", response_model=list[ModelOut])
+@router.get("", response_model=list[ModelOut], responses=INVALID_RESPONSE)
 async def read_models(
     node: NodeDep,
     request: Request,
@@ -65,13 +66,18 @@ async def read_models(
     return [found[name] for name in node.registry.models if name in found]
 
 
-@router.get("/{name}", response_model=ModelOut, responses={404: {"description": "Unknown model"}})
+@router.get("/{name}", response_model=ModelOut, responses=MODEL_RESPONSES)
 async def read_model(model: ModelDep, node: NodeDep) -> ModelOut:
     """One model: spec, built pipeline, version, counters and owner."""
     return _model_out(model, node.node_id)
 
 
-@router.post("/{name}/predict", response_model=PredictOut, response_model_exclude_none=True)
+@router.post(
+    "/{name}/predict",
+    response_model=PredictOut,
+    response_model_exclude_none=True,
+    responses=MODEL_RESPONSES,
+)
 async def predict(model: ModelDep, payload: PredictIn) -> PredictOut:
     """Predict one instance or many with the live model; never learns."""
     if payload.features is not None:
@@ -104,7 +110,7 @@ def _predict_one(
         ) from None
 
 
-@router.get("/{name}/metrics", response_model=MetricsOut)
+@router.get("/{name}/metrics", response_model=MetricsOut, responses=MODEL_RESPONSES)
 async def read_metrics(model: ModelDep) -> MetricsOut:
     """Cumulative and rolling progressive-validation metrics."""
     return MetricsOut(
@@ -116,7 +122,7 @@ async def read_metrics(model: ModelDep) -> MetricsOut:
     )
 
 
-@router.get("/{name}/drift", response_model=DriftOut)
+@router.get("/{name}/drift", response_model=DriftOut, responses=MODEL_RESPONSES)
 async def read_drift(model: ModelDep) -> DriftOut:
     """Each drift detector: what it watches, whether it fired, how often, its internal state."""
     return DriftOut(
@@ -132,7 +138,7 @@ async def read_drift(model: ModelDep) -> DriftOut:
     )  # fmt: skip
 
 
-@router.get("/{name}/history", response_model=HistoryOut)
+@router.get("/{name}/history", response_model=HistoryOut, responses=MODEL_RESPONSES)
 async def read_history(model: ModelDep) -> HistoryOut:
     """Rolling metrics sampled as the model learns (for the dashboard's curves)."""
     return HistoryOut(model=model.name, window=model.metrics.window, points=list(model.history))

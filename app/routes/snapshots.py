@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, status
 
-from app.deps import AdminDep, ModelDep, NodeDep
-from app.schemas import RestoreOut, SnapshotOut
+from app.deps import ADMIN_RESPONSES, MODEL_RESPONSES, AdminDep, ModelDep, NodeDep
+from app.schemas import ErrorOut, InvalidOut, RestoreOut, SnapshotOut
 
-router = APIRouter(prefix="/models/{name}/snapshots", tags=["snapshots"])
-
-_ADMIN: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or wrong token"},
-    403: {"description": "No token set"},
-}
+router = APIRouter(prefix="/models/{name}/snapshots", tags=["snapshots"], responses=MODEL_RESPONSES)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SnapshotOut, responses=_ADMIN)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=SnapshotOut, responses=ADMIN_RESPONSES
+)
 async def create_snapshot(model: ModelDep, node: NodeDep, _: AdminDep) -> SnapshotOut:
     """Admin: snapshot the model now (signed, written atomically, published)."""
     info = await node.recovery.take_and_publish(model)
@@ -31,7 +26,19 @@ async def read_snapshots(model: ModelDep, node: NodeDep) -> list[SnapshotOut]:
     return [SnapshotOut(**store.info(model.name, v).public()) for v in store.versions(model.name)]
 
 
-@router.post("/{version}/restore", response_model=RestoreOut, responses=_ADMIN)
+@router.post(
+    "/{version}/restore",
+    response_model=RestoreOut,
+    responses={
+        **ADMIN_RESPONSES,
+        404: {"model": ErrorOut, "description": "No such model, or no snapshot of that version"},
+        422: {
+            "model": InvalidOut | ErrorOut,
+            "description": "The version is not a number (a list naming it), or the snapshot"
+            " failed its signature check (a sentence; nothing of it ran)",
+        },
+    },
+)
 async def restore_snapshot(version: int, model: ModelDep, node: NodeDep, _: AdminDep) -> RestoreOut:
     """Admin: roll the live model back to a snapshot; it keeps learning from here."""
     restored, info = await node.recovery.rollback(model.name, version)

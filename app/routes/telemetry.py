@@ -10,7 +10,11 @@ from app.deps import NodeDep
 router = APIRouter(tags=["telemetry"])
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def read_prometheus(node: NodeDep) -> Response:
     """Prometheus text: per-model counters, versions and metric values."""
     return Response(generate_latest(node.prometheus), media_type=CONTENT_TYPE_LATEST)

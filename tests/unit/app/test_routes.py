@@ -173,3 +173,38 @@ async def test_admin_changes_wait_while_the_group_rebalances(tmp_path: Path) -> 
         assert "rebalancing" in response.json()["detail"]
         assert (await client.post("/models/clicks/snapshots")).status_code == 401
         assert (await client.get("/models/clicks/metrics")).status_code == 200  # reads go on
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        # a lone surrogate in a field name: JSON can escape it, UTF-8 cannot carry it
+        ("/models/clicks/predict", b'{"features": {"x": 1}, "\\ud800": 1}', ["body"]),
+        ("/models/clicks/predict", b'{"features": NaN}', ["body", "features"]),
+        ("/models/clicks/predict", b"\x80 not UTF-8", ["body"]),
+        ("/models/clicks/predict", b"[" * 100_000, ["body"]),  # past the recursion limit
+        ("/models/clicks/predict", b'{"features": {"x": 1}, "instances": null}', ["body"]),
+        # a time UTC cannot hold (year 1 at +01:00)
+        ("/events", b'{"event_id": "a", "model": "clicks", "features": {},'
+         b' "ts": "0001-01-01T00:00:00+01:00"}', ["body", "ts"]),
+        ("/events", b'{"event_id": "a", "model": "clicks", "features": {}, "[x]": 1}',
+         ["body", "[x]"]),
+        ("/events", b'{"event_id": "a", "model": "clicks", "features": {"a.b": [1]}}',
+         ["body", "features", "a.b"]),
+        ("/labels", b'[{"event_id": "a", "model": "clicks", "label": 1}, 3]', ["body", 1]),
+    ],
+)  # fmt: skip
+async def test_no_input_is_a_server_error(
+    tmp_path: Path, path: str, body: bytes, loc: list[object]
+) -> None:
+    models = tmp_path / "models.toml"
+    models.write_text(MODELS)
+    settings = Settings(models=models, state_dir=tmp_path / "state")  # the 8 MiB limit
+    node = build_node(settings)
+    node.recovery.live.update(node.registry.models)
+    transport = httpx.ASGITransport(app=create_api(node))
+    async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
+        headers = {"content-type": "application/json"}
+        response = await client.post(path, content=body, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == loc
