@@ -32,7 +32,7 @@ import orjson
 from river import datasets
 from run import RESULTS, Node, broker, produce
 
-TOKEN = "bench-token"
+TOKEN = "bench-token"  # noqa: S105 - the node is the benchmark's own, on loopback
 MODELS = """
 [models.phishing]
 task = "binary"
@@ -146,8 +146,9 @@ def main() -> None:
         try:
             results = {
                 "two_poison_events": poison_run(kafka.bootstrap, tmp, "two", two_poison(), 200),
-                "phishing_25_poison": poison_run(kafka.bootstrap, tmp, "phishing",
-                                                 phishing_with_25(), 1250),  # fmt: skip
+                "phishing_25_poison": poison_run(
+                    kafka.bootstrap, tmp, "phishing", phishing_with_25(), 1250
+                ),
                 "http": http_run(kafka.bootstrap, tmp),
             }
         finally:
