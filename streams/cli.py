@@ -58,9 +58,14 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from faust.contrib.asgi import serve_asgi
 
     from app.main import create_api
+    from streams.kafka_check import wait_for_broker
     from streams.node import build_node
     from streams.topics import create_topics
 
+    # Before anything else, so that no broker means one clear line instead of a traceback.
+    asyncio.run(
+        wait_for_broker(settings.kafka_bootstrap_servers, settings.kafka_connect_timeout_seconds)
+    )
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     node = build_node(settings)

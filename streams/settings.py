@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STREAMLEARN_", extra="ignore")
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    #: How long a worker waits at start-up for a broker to answer before it stops with one
+    #: line naming the address: a broker started at the same moment needs a few seconds.
+    kafka_connect_timeout_seconds: float = Field(default=30.0, gt=0)
     topic_prefix: str = "streamlearn."
     topic_partitions: int = Field(default=12, ge=1)
     app_id: str = "streamlearn"

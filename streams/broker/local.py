@@ -17,15 +17,12 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from streams.learning.errors import StreamlearnError
-
-
-class BrokerError(StreamlearnError, RuntimeError):
-    """The local broker cannot be set up, started or stopped."""
+from streams.learning.errors import BrokerError
 
 
 @dataclass(frozen=True)
@@ -166,9 +163,9 @@ class LocalKafka:
     def _format(self, java: str) -> None:
         if (self.data / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         outputs = []
-        for _ in range(2):  # once more after a failure: seen to fail once in hundreds of runs
+        for _ in range(2):  # once more after a failure, with a fresh id
+            cluster_id = new_cluster_id()
             result = subprocess.run(
                 [java, "-cp", f"{self.lib}/*", "kafka.tools.StorageTool", "format",
                  "-t", cluster_id, "-c", str(self.config), "--ignore-formatted"],
@@ -231,6 +228,47 @@ class LocalKafka:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
+
+
+#: Ids Kafka keeps for itself (``Uuid.ZERO_UUID`` and ``Uuid.METADATA_TOPIC_ID``).
+_RESERVED_IDS = frozenset({uuid.UUID(int=0), uuid.UUID(int=1)})
+
+
+def new_cluster_id(random_uuid: Callable[[], uuid.UUID] = uuid.uuid4) -> str:
+    """A random KRaft cluster id, drawn the way Kafka's ``Uuid.randomUuid()`` draws one.
+
+    Kafka writes a uuid as its 16 bytes in URL-safe base64 without padding: 22 characters
+    from ``A-Z a-z 0-9 - _``. One id in 64 begins with ``-``, and ``kafka-storage format -t
+    -xyz...`` then reads the id as an option ("argument --cluster-id/-t: expected one
+    argument"). Kafka's own generator draws again in that case, and never hands out the
+    reserved all-zero id or the metadata topic's id; so does this one.
+
+    Parameters
+    ----------
+    random_uuid
+        Where the random uuids come from; a test passes a scripted sequence.
+
+    Returns
+    -------
+    str
+        22 characters of URL-safe base64 that do not begin with ``-``.
+
+    Examples
+    --------
+    The reserved zero id and an id that would read ``-AAAAAAAAAAAAAAAAAAAAA`` are drawn
+    again:
+
+    >>> import uuid
+    >>> dash = uuid.UUID(bytes=b"\\xf8" + bytes(15))
+    >>> draws = iter([uuid.UUID(int=0), dash, uuid.UUID(int=2)])
+    >>> new_cluster_id(lambda: next(draws))
+    'AAAAAAAAAAAAAAAAAAAAAg'
+    """
+    while True:
+        drawn = random_uuid()
+        cluster_id = base64.urlsafe_b64encode(drawn.bytes).decode().rstrip("=")
+        if drawn not in _RESERVED_IDS and not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def require_java(minimum: int = 17) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -24,18 +25,26 @@ KAFKA_VERSION = os.environ.get("STREAMLEARN_KAFKA_VERSION", "4.1.1")
 
 
 def free_port(pairs: bool = False) -> int:
-    """A free TCP port on loopback (and the next one too, when ``pairs``)."""
-    for _ in range(200):
+    """A free TCP port on loopback (and the next one too, when ``pairs``).
+
+    Pairs (the broker and its controller) are taken below Linux's ephemeral range (32768
+    and up): a port the kernel picked for us is free now, but its neighbour may be handed to
+    any outgoing connection before the broker binds it.
+    """
+    if not pairs:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port: int = s.getsockname()[1]
-        if not pairs:
-            return port
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
+        return port
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20_000, 32_000)
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
         return port
     raise RuntimeError("no free port pair")
 
