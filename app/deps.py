@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.schemas import INVALID_RESPONSE, ErrorOut
-from streams.learning.errors import ModelNotHere
+from streams.learning.errors import ModelUnavailable
 from streams.learning.model import OnlineModel
 from streams.node import Node
 
@@ -25,11 +25,15 @@ NodeDep = Annotated[Node, Depends(get_node)]
 
 def get_model(name: str, node: NodeDep) -> OnlineModel:
     """The model named in the path, live on this node: :class:`UnknownModel` (404) when no
-    such model is declared, :class:`ModelNotHere` (503) when it is live nowhere reachable
+    such model is declared, :class:`ModelUnavailable` (503) when it is live nowhere reachable
     (a request for a model live on another node never gets here: it is forwarded)."""
     model = node.registry.get(name)
     if not node.owns(name):
-        raise ModelNotHere(name)
+        raise ModelUnavailable(
+            name,
+            "is not live on this node and no other node holds it right now: its partition is"
+            " moving between nodes (a rebalance)",
+        )
     return model
 
 

@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.errors import handle_streamlearn_error
 from app.forwarding import ForwardToOwner, Peers
 from app.limits import BodyLimit, unprocessable
 from app.routes import candidates, dashboard, events, health, models, snapshots, telemetry
@@ -22,12 +22,6 @@ from streams.node import Node
 
 #: The methods an ``Allow`` header may name: RFC 9110's, and PATCH.
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
-
-
-async def _handle_streamlearn_error(request: Request, exc: Exception) -> JSONResponse:
-    status_code = exc.status_code if isinstance(exc, StreamlearnError) else 500
-    headers = {"Retry-After": "1"} if status_code == 503 else None
-    return JSONResponse({"detail": str(exc)}, status_code=status_code, headers=headers)
 
 
 async def _handle_validation_error(request: Request, exc: Exception) -> Response:
@@ -98,7 +92,7 @@ def create_api(node: Node) -> FastAPI:
     )
     api.state.node = node
     api.state.peers = peers
-    api.add_exception_handler(StreamlearnError, _handle_streamlearn_error)
+    api.add_exception_handler(StreamlearnError, handle_streamlearn_error)
     api.add_exception_handler(RequestValidationError, _handle_validation_error)
     api.add_exception_handler(HTTPException, _handle_http_error)
     api.add_middleware(_InflightCounter, node=node)

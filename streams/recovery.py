@@ -27,14 +27,13 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from streams.learning.errors import SnapshotNotFound, SnapshotRefused
 from streams.learning.model import OnlineModel
 from streams.learning.partitioning import tp_key
 from streams.learning.registry import ModelRegistry
 from streams.learning.snapshots import (
     MAGIC,
     SnapshotInfo,
-    SnapshotNotFound,
-    SnapshotRefused,
     SnapshotStore,
     open_sealed,
     restricted_loads,

@@ -31,12 +31,8 @@ from aiokafka import AIOKafkaProducer
 from river import datasets
 from tqdm import tqdm
 
-from streams.learning.errors import StreamlearnError
+from streams.learning.errors import SourceError
 from streams.settings import Settings
-
-
-class SourceError(StreamlearnError, ValueError):
-    """The replay source cannot be read."""
 
 
 def iter_source(

@@ -9,7 +9,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from streams.learning.errors import StreamlearnError
+from streams.learning.errors import TopicMismatch
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -28,11 +28,6 @@ CONTRACT_TOPICS = (
 #: Topics keyed by model whose latest value per key is all that matters; their messages may
 #: be as large as a whole snapshot.
 COMPACTED_TOPICS = frozenset({"snapshots"})
-
-
-class TopicMismatch(StreamlearnError, RuntimeError):
-    """An existing topic keyed by model (events, labels, snapshots) does not have the
-    partition count this node expects."""
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ Examples
 
 from __future__ import annotations
 
-import itertools
+import math
 import random
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from river import base
@@ -76,12 +77,20 @@ def expand_grid(grid: dict[str, list[Any]], budget: int, seed: int) -> dict[str,
     """``{"Step.param": [values]}`` into at most ``budget`` parameter sets for ``clone``,
     a seeded random sample when the grid is larger."""
     keys = sorted(grid)
-    combos = [
-        dict(zip(keys, values, strict=True))
-        for values in itertools.product(*(grid[k] for k in keys))
-    ]
-    if len(combos) > budget:
-        combos = random.Random(seed).sample(combos, budget)  # noqa: S311 (a seeded sample)
+    sizes = [len(grid[k]) for k in keys]
+    total = math.prod(sizes)
+    # A seeded sample of positions in the grid, in itertools.product's order (the same
+    # sample as of the list itself), without building a grid that may hold billions.
+    positions: Sequence[int] = range(total)
+    if total > budget:
+        positions = random.Random(seed).sample(positions, budget)  # noqa: S311 (seeded)
+    combos = []
+    for position in positions:
+        values = []
+        for key, size in zip(reversed(keys), reversed(sizes), strict=True):
+            position, index = divmod(position, size)
+            values.append(grid[key][index])
+        combos.append(dict(zip(keys, reversed(values), strict=True)))
     sets = {}
     for i, combo in enumerate(combos, start=1):
         params: dict[str, Any] = {}

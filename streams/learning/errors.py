@@ -1,7 +1,8 @@
-"""The error tree of the learning core.
+"""Every error streamlearn raises on purpose, in one tree.
 
-Each class names a failure category, mixes in the nearest builtin, and carries the HTTP
-status an adapter should answer with (``status_code``), so the mapping lives in one handler.
+Each class names a failure category and mixes in the nearest builtin. None of them knows how
+an adapter reports it: the HTTP status of each lives in :mod:`app.errors`, and the worker's
+command line prints the sentence of any of them on one line.
 """
 
 from __future__ import annotations
@@ -10,23 +11,18 @@ from __future__ import annotations
 class StreamlearnError(Exception):
     """Base class of every error streamlearn raises on purpose."""
 
-    status_code: int = 500
-
 
 class SpecError(StreamlearnError, ValueError):
     """A model spec (TOML table or pipeline expression) is invalid."""
 
-    status_code = 422
-
 
 class InvalidEvent(StreamlearnError, ValueError):
-    """An event or label message breaks the wire contract.
+    """An event or label message breaks the wire contract, or carries a value its model
+    cannot take.
 
     ``field`` names the offending field (``event_id``, ``features.age``, ...) or ``None``
     when the message as a whole is unreadable.
     """
-
-    status_code = 422
 
     def __init__(self, message: str, field: str | None = None, model: str | None = None) -> None:
         super().__init__(message)
@@ -38,8 +34,6 @@ class InvalidEvent(StreamlearnError, ValueError):
 class UnknownModel(StreamlearnError, LookupError):
     """No model of that name is declared."""
 
-    status_code = 404
-
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown model {name!r}")
         self.name = name
@@ -48,21 +42,39 @@ class UnknownModel(StreamlearnError, LookupError):
 class UnknownCandidate(StreamlearnError, LookupError):
     """The model has no challenger of that name."""
 
-    status_code = 404
-
     def __init__(self, model: str, name: str) -> None:
         super().__init__(f"model {model!r} has no challenger {name!r}")
 
 
-class ModelNotHere(StreamlearnError, LookupError):
-    """The model exists but is not live on this node, and no other node can answer for it
-    right now (its partition is moving between nodes)."""
+class ModelUnavailable(StreamlearnError, LookupError):
+    """The model is declared, but nothing can answer for it right now (it is moving between
+    nodes, say); asking again in a moment will do."""
 
-    status_code = 503
-
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            f"model {name!r} is not live on this node and no other node holds it right now:"
-            " its partition is moving between nodes (a rebalance); retry in a moment"
-        )
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"model {name!r} {reason}; retry in a moment")
         self.name = name
+
+
+class SnapshotRefused(StreamlearnError, ValueError):
+    """A snapshot failed its signature or carried a forbidden class; nothing of it ran."""
+
+
+class SnapshotNotFound(StreamlearnError, LookupError):
+    """No snapshot of that model and version."""
+
+
+class SourceError(StreamlearnError, ValueError):
+    """A replay source cannot be read."""
+
+
+class BrokerError(StreamlearnError, RuntimeError):
+    """The local broker cannot be set up, started or stopped."""
+
+
+class TopicMismatch(StreamlearnError, RuntimeError):
+    """An existing topic keyed by model (events, labels, snapshots) does not have the
+    partition count this node expects."""
+
+
+class BrokerUnreachable(StreamlearnError, ConnectionError):
+    """No Kafka broker answered at the bootstrap servers within the connect timeout."""

@@ -15,7 +15,7 @@ Examples
 >>> SnapshotStore(store.directory, key=b"x" * 32, retention=2).read("m", 1)
 Traceback (most recent call last):
 ...
-streams.learning.snapshots.SnapshotRefused: snapshot m v1: the signature does not match ...
+streams.learning.errors.SnapshotRefused: snapshot m v1: the signature does not match ...
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from streams.learning.errors import StreamlearnError
+from streams.learning.errors import SnapshotNotFound, SnapshotRefused
 
 MAGIC = b"STREAMLEARN-SNAPSHOT-1\n"
 _MAC_SIZE = 32
@@ -77,18 +77,6 @@ ALLOWED_NAMES = frozenset(
     | {("numpy.random", "RandomState"), ("numpy.random._mt19937", "MT19937"),
        ("numpy.random._pcg64", "PCG64"), ("numpy.random._generator", "Generator")}
 )  # fmt: skip
-
-
-class SnapshotRefused(StreamlearnError, ValueError):
-    """A snapshot failed its signature or carried a forbidden class; nothing of it ran."""
-
-    status_code = 422
-
-
-class SnapshotNotFound(StreamlearnError, LookupError):
-    """No snapshot of that model and version."""
-
-    status_code = 404
 
 
 @dataclass(frozen=True, slots=True)

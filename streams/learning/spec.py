@@ -110,7 +110,7 @@ class ModelSpec(BaseModel):
                 try:
                     _check_params(estimator, params)
                     estimator.clone(params)
-                except (TypeError, ValueError, KeyError) as exc:
+                except Exception as exc:  # River's refusals come in every kind
                     raise ValueError(
                         f"search: {name} {params} does not fit the pipeline: {exc}"
                     ) from None
@@ -160,8 +160,12 @@ def load_specs(path: Path) -> dict[str, ModelSpec]:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SpecError(f"models file {path} does not exist (set STREAMLEARN_MODELS)") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(f"{path} nests arrays or tables too deeply to read") from None
     tables = document.get("models")
     if not isinstance(tables, dict) or not tables:
         raise SpecError(f"{path} declares no models: add a [models.NAME] table")
@@ -169,6 +173,10 @@ def load_specs(path: Path) -> dict[str, ModelSpec]:
     for name, table in tables.items():
         if not isinstance(table, dict):
             raise SpecError(f"{path}: models.{name} must be a table")
+        if "name" in table:
+            raise SpecError(
+                f"{path}: models.{name}.name: a model is named by its table, [models.NAME]"
+            )
         try:
             specs[name] = ModelSpec(name=name, **table)
         except ValidationError as exc:

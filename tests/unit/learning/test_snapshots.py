@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 from river import linear_model
 
+from streams.learning.errors import SnapshotNotFound, SnapshotRefused
 from streams.learning.model import Limits, OnlineModel
 from streams.learning.snapshots import (
     MAGIC,
-    SnapshotNotFound,
-    SnapshotRefused,
     SnapshotStore,
     restricted_loads,
     seal,

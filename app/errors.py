@@ -1,0 +1,45 @@
+"""How the errors of :mod:`streams.learning.errors` are answered over HTTP: one table, one
+handler."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from streams.learning.errors import (
+    InvalidEvent,
+    ModelUnavailable,
+    SnapshotNotFound,
+    SnapshotRefused,
+    SpecError,
+    StreamlearnError,
+    UnknownCandidate,
+    UnknownModel,
+)
+
+#: The status of each category; a subclass answers as its nearest listed ancestor.
+STATUS: dict[type[StreamlearnError], int] = {
+    SpecError: 422,
+    InvalidEvent: 422,
+    SnapshotRefused: 422,
+    UnknownModel: 404,
+    UnknownCandidate: 404,
+    SnapshotNotFound: 404,
+    ModelUnavailable: 503,
+}
+
+
+def status_of(error: BaseException) -> int:
+    """The HTTP status ``error`` is answered with (500 for anything not listed)."""
+    for cls in type(error).__mro__:
+        status = STATUS.get(cls)
+        if status is not None:
+            return status
+    return 500
+
+
+async def handle_streamlearn_error(request: Request, exc: Exception) -> JSONResponse:
+    """``{"detail": sentence}`` with the category's status; 503s say when to retry."""
+    status = status_of(exc)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
