@@ -23,13 +23,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from streams.learning.errors import SnapshotNotFound, SnapshotRefused
+from streams.learning.errors import SnapshotNotFound, SnapshotRefused, UnknownCandidate
 from streams.learning.model import OnlineModel
 from streams.learning.partitioning import tp_key
+from streams.learning.records import SnapshotPointer
 from streams.learning.registry import ModelRegistry
 from streams.learning.snapshots import (
     MAGIC,
@@ -101,7 +101,9 @@ class Recovery:
         if info.bytes <= self.settings.snapshot_inline_max_bytes:
             value = path.read_bytes()
         else:
-            value = orjson.dumps({**info.public(), "model": info.model, "path": str(path)})
+            value = SnapshotPointer(
+                info.model, info.version, info.created_at, info.offsets, info.bytes, str(path)
+            ).encode()
         delivery = await self.snapshots_topic.send(key=info.model.encode(), value=value)
         if wait:
             await delivery
@@ -126,16 +128,18 @@ class Recovery:
         snapshot again, and publish the promotion."""
         async with self.lock:
             model = self.registry.get(name)
+            if all(c.name != candidate for c in model.challengers):
+                raise UnknownCandidate(name, candidate)  # before any snapshot is taken
             before = self.take(model)
             record = model.promote(candidate, reason="admin")
             self.registry.forget(name)
-            record["snapshot_before"] = before.version
+            record.snapshot_before = before.version
             after = self.take(model)
         for info in (before, after):
             await self.publish(info)
-        await self.promotions_topic.send(key=name.encode(), value=orjson.dumps(record))
-        logger.info("promotion in %s: %s -> %s (admin)", name, record["from"], record["to"])
-        return record
+        await self.promotions_topic.send(key=name.encode(), value=record.encode())
+        logger.info("promotion in %s: %s -> %s (admin)", name, record.from_, record.to)
+        return record.as_dict()
 
     async def rollback(self, name: str, version: int) -> tuple[OnlineModel, SnapshotInfo]:
         """Roll the live model back to ``version``: its learned state, at today's offsets.
@@ -277,8 +281,7 @@ class Recovery:
     def _open_published(self, name: str, value: bytes) -> tuple[dict[str, Any], bytes]:
         """Header and payload of a snapshot read from the topic (whole, or a pointer)."""
         if not value.startswith(MAGIC):
-            pointer = orjson.loads(value)
-            with open(pointer["path"], "rb") as handle:
+            with open(SnapshotPointer.decode(value).path, "rb") as handle:
                 value = handle.read()
         header, payload = open_sealed(self.store.key, value, f"snapshot of {name} from the topic")
         if header.get("model") != name:

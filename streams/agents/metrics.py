@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import orjson
+from streams.learning.records import MetricsReport
 
 if TYPE_CHECKING:
     from streams.node import Node
@@ -22,17 +22,9 @@ def register_metrics_timer(node: Node) -> None:
         for model in registry:
             if not model.n_learned or not node.owns(model.name):
                 continue
-            await metrics_topic.send(
-                key=model.name.encode(),
-                value=orjson.dumps(
-                    {
-                        "model": model.name,
-                        "ts": ts,
-                        "n_learned": model.n_learned,
-                        "cumulative": model.metrics.cumulative(),
-                        "rolling": model.metrics.rolling(),
-                        "window": model.metrics.window,
-                        **({"candidates": model.leaderboard()} if model.challengers else {}),
-                    }
-                ),
-            )
+            report = MetricsReport(
+                model.name, ts, model.n_learned, model.metrics.cumulative(),
+                model.metrics.rolling(), model.metrics.window,
+                model.leaderboard() if model.challengers else None,
+            )  # fmt: skip
+            await metrics_topic.send(key=model.name.encode(), value=report.encode())

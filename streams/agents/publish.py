@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Any
 
-import orjson
-
+from streams.learning.records import Prediction, Promotion
 from streams.learning.registry import Outcome
 from streams.topics import Topics
 
 logger = logging.getLogger(__name__)
 
-_OPTIONS = orjson.OPT_NON_STR_KEYS
 #: Largest predictions message written; Kafka's default request limit is 1 MiB.
 MESSAGE_LIMIT = 900_000
 
@@ -27,34 +24,37 @@ class Publisher:
 
     def __init__(self, topics: Topics) -> None:
         self.topics = topics
-        self._predictions: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._predictions: defaultdict[str, list[Prediction]] = defaultdict(list)
 
     def add(self, outcome: Outcome, key: bytes | None) -> None:
         for prediction in outcome.predictions:
-            self._predictions[prediction["model"]].append(prediction)
+            self._predictions[prediction.model].append(prediction)
         for detection in outcome.detections:
             logger.info(
                 "drift: %s on %s of %s at n_learned=%d",
-                detection["detector"], detection["input"], detection["model"],
-                detection["n_learned"],
+                detection.detector, detection.input, detection.model, detection.n_learned,
             )  # fmt: skip
             self.topics.drift_topic.send_soon(
-                key=detection["model"].encode(), value=orjson.dumps(detection, option=_OPTIONS)
+                key=detection.model.encode(), value=detection.encode()
             )
         for promotion in outcome.promotions:
-            logger.info(
-                "promotion in %s: %s -> %s (%s)",
-                promotion["model"], promotion["from"], promotion["to"], promotion["reason"],
-            )  # fmt: skip
-            self.topics.promotions_topic.send_soon(
-                key=promotion["model"].encode(), value=orjson.dumps(promotion)
-            )
+            self.promotion(promotion)
         for letter in outcome.dead_letters:
             logger.warning(
                 "dead letter from %s[%d]@%d: %s",
-                letter["topic"], letter["partition"], letter["offset"], letter["error"],
+                letter.topic, letter.partition, letter.offset, letter.error,
             )  # fmt: skip
-            self.topics.dead_letters_topic.send_soon(key=key, value=orjson.dumps(letter))
+            self.topics.dead_letters_topic.send_soon(key=key, value=letter.encode())
+
+    def promotion(self, promotion: Promotion) -> None:
+        """Log and publish one promotion (the agents' and the admin route's alike)."""
+        logger.info(
+            "promotion in %s: %s -> %s (%s)",
+            promotion.model, promotion.from_, promotion.to, promotion.reason,
+        )  # fmt: skip
+        self.topics.promotions_topic.send_soon(
+            key=promotion.model.encode(), value=promotion.encode()
+        )
 
     def flush(self) -> None:
         """Write the collected predictions, each message under :data:`MESSAGE_LIMIT` bytes."""
@@ -63,7 +63,7 @@ class Publisher:
             chunk: list[bytes] = []
             size = 2
             for prediction in predictions:
-                part = orjson.dumps(prediction, option=_OPTIONS)
+                part = prediction.encode()
                 if chunk and size + len(part) + 1 > MESSAGE_LIMIT:
                     self._send(key, chunk)
                     chunk, size = [], 2

@@ -11,7 +11,7 @@ Examples
 >>> spec = ModelSpec(name="m", task="binary", preprocess="none",
 ...                  pipeline="preprocessing.StandardScaler() | linear_model.LogisticRegression()")
 >>> model = OnlineModel(spec, Limits())
->>> model.process(Event("e1", "m", {"x": 1.0}, True), now=0.0).record["prediction"], model.n_learned
+>>> model.process(Event("e1", "m", {"x": 1.0}, True), now=0.0).record.prediction, model.n_learned
 (False, 1)
 >>> model.process(Event("e1", "m", {"x": 1.0}, True), now=1.0).record, model.n_duplicates
 (None, 1)
@@ -41,6 +41,7 @@ from streams.learning.metrics import MetricTracker
 from streams.learning.pending import Pending, PendingStore
 from streams.learning.pipeline import parse_estimator
 from streams.learning.preprocessing import AutoPreprocessor
+from streams.learning.records import Prediction, Promotion
 from streams.learning.spec import ModelSpec
 
 
@@ -59,9 +60,9 @@ class Step:
     """What one event or label did: the prediction record to publish, drift detections and
     promotions."""
 
-    record: dict[str, Any] | None = None
+    record: Prediction | None = None
     detections: list[Detection] = field(default_factory=list)
-    promotions: list[dict[str, Any]] = field(default_factory=list)
+    promotions: list[Promotion] = field(default_factory=list)
     learned: bool = False
 
 
@@ -340,7 +341,7 @@ class OnlineModel:
             return None
         return best
 
-    def promote(self, name: str, reason: str) -> dict[str, Any]:
+    def promote(self, name: str, reason: str) -> Promotion:
         """Make challenger ``name`` the champion; the champion becomes a challenger.
 
         Bumps ``model_version``. The caller snapshots the old champion first when it can.
@@ -350,12 +351,11 @@ class OnlineModel:
             raise UnknownCandidate(self.name, name)
         winner = self.challengers[index]
         metric = self.spec.promotion_metric or self.spec.metrics[0]
-        record = {
-            "model": self.name, "from": self.champion, "to": winner.name, "reason": reason,
-            "metric": metric, "champion_rolling": self.metrics.rolling()[metric],
-            "challenger_rolling": winner.metrics.rolling()[metric], "n_learned": self.n_learned,
-            "model_version": self.model_version + 1,
-        }  # fmt: skip
+        record = Promotion(
+            self.name, self.champion, winner.name, reason, metric,
+            self.metrics.rolling()[metric], winner.metrics.rolling()[metric], self.n_learned,
+            self.model_version + 1,
+        )  # fmt: skip
         retired = Candidate(self.champion, self.champion_pipeline, self.estimator, self._tracker())
         retired.metrics = copy.deepcopy(self.metrics)
         retired.n_learned = self.n_learned
@@ -392,17 +392,8 @@ class OnlineModel:
             self.background = None
             self.model_version += 1
 
-    def _record(self, event_id: str, y_pred: Any, proba: Any) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "event_id": event_id,
-            "model": self.name,
-            "model_version": self.model_version,
-            "prediction": y_pred,
-            "ts": self._ts,
-        }
-        if proba is not None:
-            record["proba"] = proba
-        return record
+    def _record(self, event_id: str, y_pred: Any, proba: Any) -> Prediction:
+        return Prediction(event_id, self.name, self.model_version, y_pred, self._ts, proba)
 
     def check_label(self, label: Any) -> None:
         """Refuse a label of the wrong kind for the task, naming what was expected."""

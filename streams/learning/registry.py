@@ -8,7 +8,7 @@ Examples
 >>> registry = ModelRegistry({"m": spec}, Limits(), max_event_bytes=1024)
 >>> raw = b'[{"event_id": "1", "model": "m", "features": {"x": 2}, "label": 4.0}, 7]'
 >>> out = registry.handle_events(raw, topic="events", partition=0, offset=5, now=0.0)
->>> len(out.predictions), out.dead_letters[0]["error"]
+>>> len(out.predictions), out.dead_letters[0].error
 (1, '[1].event must be a JSON object, got a number')
 """
 
@@ -25,6 +25,7 @@ from streams.learning.events import Event, Label, decode_events, decode_labels
 from streams.learning.journal import Journal
 from streams.learning.model import Limits, OnlineModel, Step
 from streams.learning.partitioning import partition_for, tp_key
+from streams.learning.records import DeadLetter, DriftDetected, Prediction, Promotion
 from streams.learning.spec import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -38,10 +39,10 @@ ERROR_LIMIT = 2_000
 class Outcome:
     """What one input message produced: predictions, drift detections and dead letters."""
 
-    predictions: list[dict[str, Any]] = field(default_factory=list)
-    detections: list[dict[str, Any]] = field(default_factory=list)
-    promotions: list[dict[str, Any]] = field(default_factory=list)
-    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    predictions: list[Prediction] = field(default_factory=list)
+    detections: list[DriftDetected] = field(default_factory=list)
+    promotions: list[Promotion] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
     #: Models that have learned ``snapshot_every`` events since their last snapshot.
     snapshot_due: list[OnlineModel] = field(default_factory=list)
 
@@ -255,10 +256,9 @@ class ModelRegistry:
             if result.record is not None:
                 outcome.predictions.append(result.record)
             for d in result.detections:
-                outcome.detections.append(
-                    {"model": model.name, "ts": d.at.isoformat(), "detector": d.detector,
-                     "input": d.input, "n_learned": d.n_learned, "detail": d.detail}
-                )  # fmt: skip
+                outcome.detections.append(DriftDetected(
+                    model.name, d.at.isoformat(), d.detector, d.input, d.n_learned, d.detail
+                ))  # fmt: skip
             outcome.promotions += result.promotions
             due = model.n_learned - model.n_learned_at_snapshot >= model.spec.snapshot_every
             if (due or result.promotions) and model not in outcome.snapshot_due:
@@ -279,11 +279,11 @@ class ModelRegistry:
             model.n_dead_letters += 1
         topic, partition, offset = where
         outcome.dead_letters.append(
-            {
-                "topic": topic,
-                "partition": partition,
-                "offset": offset,
-                "error": _cut(str(error), ERROR_LIMIT),
-                "payload": raw[:PAYLOAD_LIMIT].decode("utf-8", errors="replace"),
-            }
+            DeadLetter(
+                topic,
+                partition,
+                offset,
+                _cut(str(error), ERROR_LIMIT),
+                raw[:PAYLOAD_LIMIT].decode("utf-8", errors="replace"),
+            )
         )

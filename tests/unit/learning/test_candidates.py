@@ -12,6 +12,7 @@ from river import datasets, evaluate, linear_model, metrics, naive_bayes, prepro
 
 from streams.learning.errors import UnknownCandidate
 from streams.learning.model import Limits, OnlineModel
+from streams.learning.records import Promotion
 from streams.learning.registry import ModelRegistry
 from streams.learning.snapshots import SnapshotStore
 from streams.learning.spec import ModelSpec
@@ -19,8 +20,8 @@ from streams.learning.spec import ModelSpec
 LR = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"
 
 
-def feed(registry: ModelRegistry, rows: Any) -> list[dict[str, Any]]:
-    promotions = []
+def feed(registry: ModelRegistry, rows: Any) -> list[Promotion]:
+    promotions: list[Promotion] = []
     for i, (x, y) in enumerate(rows):
         raw = orjson.dumps({"event_id": str(i), "model": "m", "features": x, "label": y})
         out = registry.handle_events(raw, topic="e", partition=0, offset=i, now=0.0)
@@ -94,12 +95,12 @@ def test_a_challenger_is_promoted_after_the_change_and_accuracy_recovers() -> No
     )  # fmt: skip
     promotions = feed(reg, changing_stream())
     (promotion,) = promotions
-    assert promotion["to"] == "tree" and promotion["reason"] == "auto"
-    assert promotion["n_learned"] > 3000  # after the change, not before
+    assert promotion.to == "tree" and promotion.reason == "auto"
+    assert promotion.n_learned > 3000  # after the change, not before
     model = reg.get("m")
     assert model.champion == "tree" and model.model_version == 2
     history = {p["n_learned"]: p["rolling"]["Accuracy"] for p in model.history}
-    at_promotion = history[promotion["n_learned"]]
+    at_promotion = history[promotion.n_learned]
     assert history[8000] > at_promotion + 0.1  # the served accuracy recovers
     board = {c["name"]: c for c in model.leaderboard()}
     assert board["default"]["role"] == "challenger"  # the old champion can be promoted back
@@ -111,8 +112,8 @@ def test_the_drift_policy_can_hand_over_to_the_best_challenger() -> None:
         drift_policy="promote", challengers={"tree": "tree.HoeffdingTreeClassifier()"},
     )  # fmt: skip
     promotions = feed(reg, changing_stream())
-    assert promotions and promotions[0]["reason"] == "drift"
-    assert promotions[0]["n_learned"] > 3000
+    assert promotions and promotions[0].reason == "drift"
+    assert promotions[0].n_learned > 3000
 
 
 def test_challengers_survive_a_snapshot(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from river import base, datasets, evaluate, linear_model, metrics, preprocessing
 from streams.learning.errors import InvalidEvent
 from streams.learning.events import Event
 from streams.learning.model import Limits, OnlineModel
+from streams.learning.records import DeadLetter
 from streams.learning.registry import ModelRegistry
 from streams.learning.spec import ModelSpec
 
@@ -53,7 +54,7 @@ def test_poison_is_dead_lettered_and_the_good_events_match_river(batch: int) -> 
     registry = registry_for(task="binary", pipeline=LINEAR, preprocess="none",
                             metrics=("Accuracy", "ROCAUC"))  # fmt: skip
     events, n_poison = phishing_with_poison(seed=1)
-    dead: list[dict[str, Any]] = []
+    dead: list[DeadLetter] = []
     for offset, start in enumerate(range(0, len(events), batch)):
         raw = orjson.dumps(events[start : start + batch])
         out = registry.handle_events(raw, topic="events", partition=0, offset=offset, now=0.0)
@@ -65,7 +66,7 @@ def test_poison_is_dead_lettered_and_the_good_events_match_river(batch: int) -> 
     served = model.metrics.cumulative()
     for name, value in river_phishing().items():
         assert served[name] == pytest.approx(value, abs=1e-9)
-    reasons = " ".join(d["error"] for d in dead)
+    reasons = " ".join(d.error for d in dead)
     assert "is null, but StandardScaler | LogisticRegression needs a number" in reasons
     assert "is the string 'abc', but StandardScaler | LogisticRegression needs a number" in reasons
     assert "larger in magnitude than 1e+100" in reasons
@@ -105,7 +106,7 @@ def test_a_feature_changing_kind_is_refused_where_the_tree_would_raise() -> None
     registry.handle_events(orjson.dumps(rows), topic="events", partition=0, offset=0, now=0.0)
     bad = {"event_id": "b", "model": "m", "features": {"a": "text", "s": "y"}, "label": True}
     out = registry.handle_events(orjson.dumps(bad), topic="events", partition=0, offset=1, now=0.0)
-    assert "learned it as a number" in out.dead_letters[0]["error"]
+    assert "learned it as a number" in out.dead_letters[0].error
     assert registry.get("m").n_learned == 30
 
 
@@ -150,8 +151,8 @@ def test_a_step_river_raises_in_is_rewound_exactly(batch: int) -> None:
             dead += out.dead_letters
     a, b = clean.get("m"), dirty.get("m")
     assert b.n_model_errors == 5 == len(dead) == b.n_dead_letters
-    assert "raised ArithmeticError learning from event 'bomb0'" in dead[0]["error"]
-    assert "left as it was before this event" in dead[0]["error"]
+    assert "raised ArithmeticError learning from event 'bomb0'" in dead[0].error
+    assert "left as it was before this event" in dead[0].error
     assert (a.n_learned, a.n_events) == (b.n_learned, b.n_events) == (300, 300)
     # Step by step: a pipeline unpickled once shares its key strings differently, which
     # changes the pickle's bytes but not its state.

@@ -93,6 +93,6 @@ def test_dead_letter_sentences_stay_short_whatever_the_input() -> None:
     registry = ModelRegistry({}, Limits(), max_event_bytes=10**6)
     raw = orjson.dumps({"event_id": "e", "model": "m", "features": {"k" * 100_000: [1]}})
     (letter,) = registry.handle_events(raw, topic="t", partition=0, offset=0, now=0.0).dead_letters
-    assert len(letter["error"]) <= ERROR_LIMIT
-    assert letter["error"].startswith("features.kkk")
-    assert len(letter["payload"]) == 64 * 1024
+    assert len(letter.error) <= ERROR_LIMIT
+    assert letter.error.startswith("features.kkk")
+    assert len(letter.payload) == 64 * 1024

@@ -95,7 +95,7 @@ def test_a_wrong_label_is_a_dead_letter() -> None:
         b'[{"event_id": "e", "model": "m", "label": 2.5}, {"event_id": "x", "model": "m"}]',
         topic="l", partition=0, offset=7, now=0.0,
     )  # fmt: skip
-    errors = [d["error"] for d in out.dead_letters]
+    errors = [d.error for d in out.dead_letters]
     assert "label 2.5 does not fit 'm', a binary model" in errors[0]
     assert "[1].label must be a bool, number or string, got nothing" in errors[1]
     assert reg.get("m").n_dead_letters == 2

@@ -114,6 +114,6 @@ def test_events_without_a_label_are_predicted_but_not_learned() -> None:
         b'{"event_id": "u", "model": "m", "features": {"x": 1}}',
         topic="events", partition=0, offset=99, now=0.0,
     )  # fmt: skip
-    assert len(out.predictions) == 1 and out.predictions[0]["event_id"] == "u"
+    assert len(out.predictions) == 1 and out.predictions[0].event_id == "u"
     assert registry.get("m").n_learned == 10
     assert registry.get("m").n_predicted == 11

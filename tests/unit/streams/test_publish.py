@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from streams.agents.publish import MESSAGE_LIMIT, Publisher
+from streams.learning.records import Prediction
 from streams.learning.registry import Outcome
 
 
@@ -27,15 +26,10 @@ class Topics:
         self.dead_letters_topic = RecordingTopic()
 
 
-def prediction(model: str, i: int) -> dict[str, Any]:
-    return {
-        "event_id": f"{i:06d}" + "x" * 200,
-        "model": model,
-        "model_version": 1,
-        "prediction": True,
-        "proba": {True: 0.7, False: 0.3},
-        "ts": "2026-01-01T00:00:00",
-    }
+def prediction(model: str, i: int) -> Prediction:
+    return Prediction(
+        f"{i:06d}" + "x" * 200, model, 1, True, "2026-01-01T00:00:00", {True: 0.7, False: 0.3}
+    )
 
 
 def test_predictions_are_grouped_per_model_and_split_under_the_limit() -> None:

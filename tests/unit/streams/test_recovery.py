@@ -122,7 +122,7 @@ def test_an_event_on_the_wrong_partition_is_a_dead_letter() -> None:
     raw = orjson.dumps({"event_id": "1", "model": "m", "features": {"x": 1}, "label": 2.0})
     wrong = (right + 1) % 4
     out = reg.handle_events(raw, topic="ev", partition=wrong, offset=0, now=0.0)
-    assert out.dead_letters[0]["error"].startswith(
+    assert out.dead_letters[0].error.startswith(
         f"an event of model 'm' arrived on partition {wrong}, but model 'm' is learned from"
         f" partition {right} of 4"
     )
