@@ -1,4 +1,8 @@
-"""Dependencies injected into route handlers."""
+"""Dependencies injected into route handlers: each the narrow part of the node a route needs.
+
+:func:`app.main.create_api` puts the parts on ``app.state``; a route names what it takes with
+the ``*Dep`` aliases below.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +11,84 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client.registry import CollectorRegistry
 
+from app.forwarding import Peers, decided_live
 from app.schemas import INVALID_RESPONSE, ErrorOut
+from streams.admin import Admin
+from streams.cluster import Cluster
 from streams.learning.errors import ModelUnavailable
 from streams.learning.model import OnlineModel
-from streams.node import Node
+from streams.learning.registry import ModelRegistry
+from streams.learning.snapshots import SnapshotStore
+from streams.ownership import Ownership
+from streams.settings import Settings
+from streams.topics import Topics
 
 
-def get_node(request: Request) -> Node:
-    """The node this API is served by (set by :func:`app.main.create_api`)."""
-    node: Node = request.app.state.node
-    return node
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
 
 
-NodeDep = Annotated[Node, Depends(get_node)]
+def get_registry(request: Request) -> ModelRegistry:
+    registry: ModelRegistry = request.app.state.registry
+    return registry
 
 
-def get_model(name: str, node: NodeDep) -> OnlineModel:
+def get_topics(request: Request) -> Topics:
+    topics: Topics = request.app.state.topics
+    return topics
+
+
+def get_snapshots(request: Request) -> SnapshotStore:
+    store: SnapshotStore = request.app.state.snapshots
+    return store
+
+
+def get_admin(request: Request) -> Admin:
+    admin: Admin = request.app.state.admin
+    return admin
+
+
+def get_cluster(request: Request) -> Cluster:
+    cluster: Cluster = request.app.state.cluster
+    return cluster
+
+
+def get_ownership(request: Request) -> Ownership:
+    ownership: Ownership = request.app.state.ownership
+    return ownership
+
+
+def get_peers(request: Request) -> Peers:
+    peers: Peers = request.app.state.peers
+    return peers
+
+
+def get_prometheus(request: Request) -> CollectorRegistry:
+    prometheus: CollectorRegistry = request.app.state.prometheus
+    return prometheus
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
+TopicsDep = Annotated[Topics, Depends(get_topics)]
+SnapshotsDep = Annotated[SnapshotStore, Depends(get_snapshots)]
+ActionsDep = Annotated[Admin, Depends(get_admin)]
+ClusterDep = Annotated[Cluster, Depends(get_cluster)]
+OwnershipDep = Annotated[Ownership, Depends(get_ownership)]
+PeersDep = Annotated[Peers, Depends(get_peers)]
+PrometheusDep = Annotated[CollectorRegistry, Depends(get_prometheus)]
+
+
+def get_model(name: str, request: Request, registry: RegistryDep) -> OnlineModel:
     """The model named in the path, live on this node: :class:`UnknownModel` (404) when no
     such model is declared, :class:`ModelUnavailable` (503) when it is live nowhere reachable
-    (a request for a model live on another node never gets here: it is forwarded)."""
-    model = node.registry.get(name)
-    if not node.owns(name):
+    (a request for a model live on another node never gets here: it is forwarded). Whether
+    it is live here was decided once, by :class:`app.forwarding.ForwardToOwner`."""
+    model = registry.get(name)
+    if not decided_live(request.scope, name):
         raise ModelUnavailable(
             name,
             "is not live on this node and no other node holds it right now: its partition is"
@@ -60,12 +120,13 @@ _bearer = HTTPBearer(auto_error=False, description="STREAMLEARN_ADMIN_TOKEN")
 
 
 def require_admin(
-    node: NodeDep,
+    settings: SettingsDep,
+    cluster: ClusterDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """Admin routes need ``Authorization: Bearer $STREAMLEARN_ADMIN_TOKEN``, and change a
     model only while its group is not rebalancing (the change could miss the next owner)."""
-    token = node.settings.admin_token
+    token = settings.admin_token
     if token is None or not token.get_secret_value():
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
@@ -78,7 +139,7 @@ def require_admin(
             "send Authorization: Bearer <STREAMLEARN_ADMIN_TOKEN>",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if node.app.rebalancing:
+    if cluster.rebalancing:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             "the consumer group is rebalancing (a node joined or left); retry in a moment",

@@ -3,6 +3,10 @@
 Every answer carries ``X-Streamlearn-Node``, the URL of the node that computed it; an answer
 relayed from the owner also carries ``X-Streamlearn-Forwarded-By``, the node that relayed it.
 A relayed request is never relayed again: during a rebalance the owner may answer 503.
+
+Whether a model is live here is decided once per request, here: a request answered on this
+node carries the decision to the routes (:func:`decided_live`), which answer 503 for a model
+not live here rather than ask again.
 """
 
 from __future__ import annotations
@@ -14,12 +18,15 @@ import httpx
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from streams.node import Node
+from streams.ownership import Ownership
 
 NODE_HEADER = "x-streamlearn-node"
 FORWARDED_HEADER = "x-streamlearn-forwarded-by"
 #: A listing asks every node; one that is gone must not hold the whole answer up for long.
 GATHER_TIMEOUT = 2.0
+#: Where the decision is kept, in the request's ``scope["state"]`` (``request.state``): the
+#: name of the model in the path when it is live on this node.
+LIVE_MODEL = "live_model"
 #: Hop-by-hop headers, and those httpx recomputes, are not relayed.
 _NOT_RELAYED = frozenset(
     {"host", "connection", "keep-alive", "transfer-encoding", "content-length",
@@ -40,16 +47,28 @@ def was_forwarded(scope: Scope) -> bool:
     return any(name == FORWARDED_HEADER.encode() for name, _ in scope.get("headers", ()))
 
 
-class Peers:
-    """This node's HTTP client to the other nodes of its group."""
+def decided_live(scope: Scope, name: str) -> bool:
+    """:class:`ForwardToOwner` found model ``name`` live on this node for this request."""
+    state = scope.get("state")
+    return state is not None and state.get(LIVE_MODEL) == name
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
-        self.client = httpx.AsyncClient(timeout=node.settings.forward_timeout_seconds)
+
+class Peers:
+    """This node's HTTP client to the other nodes of its group (``ownership`` names them)."""
+
+    def __init__(
+        self,
+        ownership: Ownership,
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.ownership = ownership
+        self.timeout = timeout
+        self.client = httpx.AsyncClient(timeout=timeout, transport=transport)
 
     def _headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         kept = [(k, v) for k, v in headers if k.decode("latin-1").lower() not in _NOT_RELAYED]
-        return [*kept, (FORWARDED_HEADER.encode(), self.node.node_id.encode())]
+        return [*kept, (FORWARDED_HEADER.encode(), self.ownership.url.encode())]
 
     async def relay(self, owner: str, scope: Scope, body: bytes) -> httpx.Response:
         """Send the request of ``scope`` to ``owner`` as it came."""
@@ -63,14 +82,14 @@ class Peers:
 
     async def gather(self, path: str) -> dict[str, Any]:
         """``GET path`` on every other node of the group; the JSON by node, or the error."""
-        others = [url for url in self.node.ownership.members() if url != self.node.node_id]
+        others = [url for url in self.ownership.members() if url != self.ownership.url]
 
         async def one(url: str) -> Any:
             try:
                 response = await self.client.get(
                     url + path,
-                    headers={FORWARDED_HEADER: self.node.node_id},
-                    timeout=min(GATHER_TIMEOUT, self.node.settings.forward_timeout_seconds),
+                    headers={FORWARDED_HEADER: self.ownership.url},
+                    timeout=min(GATHER_TIMEOUT, self.timeout),
                 )
                 response.raise_for_status()
                 return response.json()
@@ -82,12 +101,25 @@ class Peers:
 
 
 class ForwardToOwner:
-    """ASGI middleware: relays model routes to the model's owner; stamps every answer."""
+    """ASGI middleware: relays model routes to the model's owner; stamps every answer.
 
-    def __init__(self, app: ASGIApp, node: Node, peers: Peers) -> None:
+    ``max_request_bytes`` bounds a relayed body; ``session_timeout`` is how long the group
+    takes to notice a node is gone (quoted when an owner does not answer).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        ownership: Ownership,
+        peers: Peers,
+        max_request_bytes: int,
+        session_timeout: float,
+    ) -> None:
         self.app = app
-        self.node = node
+        self.ownership = ownership
         self.peers = peers
+        self.max_request_bytes = max_request_bytes
+        self.session_timeout = session_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,10 +129,11 @@ class ForwardToOwner:
         if owner is None:
             await self.app(scope, receive, self._stamped(send))
             return
-        body = await read_body(receive, self.node.settings.max_request_bytes)
+        url = self.ownership.url
+        body = await read_body(receive, self.max_request_bytes)
         if body is None:
             detail = "the request body is larger than STREAMLEARN_MAX_REQUEST_BYTES"
-            await answer(send, 413, detail, self.node.node_id)
+            await answer(send, 413, detail, url)
             return
         try:
             response = await self.peers.relay(owner, scope, body)
@@ -109,33 +142,37 @@ class ForwardToOwner:
             detail = (
                 f"model {name!r} lives on {owner}, which did not answer ({type(exc).__name__});"
                 " if that node is gone, its models move to the others within"
-                f" {self.node.settings.session_timeout_seconds:g} s: retry then"
+                f" {self.session_timeout:g} s: retry then"
             )
-            await answer(send, 503, detail, self.node.node_id, retry_after=True)
+            await answer(send, 503, detail, url, retry_after=True)
             return
         headers = [
             (k.encode("latin-1"), v.encode("latin-1"))
             for k, v in response.headers.multi_items()
             if k.lower() not in _NOT_RELAYED
         ]
-        headers.append((FORWARDED_HEADER.encode(), self.node.node_id.encode()))
+        headers.append((FORWARDED_HEADER.encode(), url.encode()))
         headers.append((b"content-length", str(len(response.content)).encode()))
         await send({"type": "http.response.start", "status": response.status_code,
                     "headers": headers})  # fmt: skip
         await send({"type": "http.response.body", "body": response.content})
 
     def _owner_elsewhere(self, scope: Scope) -> str | None:
-        """The URL to relay this request to, or ``None`` to answer it here."""
+        """The URL to relay this request to, or ``None`` to answer it here; a model found
+        live here is recorded in the scope's state (see :func:`decided_live`)."""
         name = model_in_path(scope["path"])
-        if name is None or name not in self.node.registry.models or self.node.owns(name):
+        if name is None or name not in self.ownership.registry.models:
+            return None
+        if self.ownership.is_live(name):
+            scope.setdefault("state", {})[LIVE_MODEL] = name
             return None
         if was_forwarded(scope):
             return None
-        owner = self.node.ownership.owner_of(name)
-        return owner if owner not in (None, self.node.node_id) else None
+        owner = self.ownership.owner_of(name)
+        return owner if owner not in (None, self.ownership.url) else None
 
     def _stamped(self, send: Send) -> Send:
-        node = self.node.node_id.encode()
+        node = self.ownership.url.encode()
 
         async def stamped(message: Message) -> None:
             if message["type"] == "http.response.start":

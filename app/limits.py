@@ -32,7 +32,6 @@ from fastapi.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.forwarding import answer, read_body
-from streams.node import Node
 
 #: How many characters of a refused input (or of an error's context) an error quotes.
 EXCERPT_CHARS = 200
@@ -52,24 +51,25 @@ class BodyLimit:
     would not spend: every route that takes a body reads all of it before it starts.
     """
 
-    def __init__(self, app: ASGIApp, node: Node) -> None:
+    def __init__(self, app: ASGIApp, max_request_bytes: int, node_url: str) -> None:
         self.app = app
-        self.node = node
+        self.max_request_bytes = max_request_bytes
+        self.node_url = node_url
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.node.settings.max_request_bytes
+        limit = self.max_request_bytes
         announced = _content_length(scope)
         if announced is not None and announced > limit:
             detail = f"the request body is {announced} bytes, over the limit of {limit} bytes"
-            await answer(send, status.HTTP_413_CONTENT_TOO_LARGE, detail, self.node.node_id)
+            await answer(send, status.HTTP_413_CONTENT_TOO_LARGE, detail, self.node_url)
             return
         body = await read_body(receive, limit)
         if body is None:
             detail = f"the request body is over the limit of {limit} bytes"
-            await answer(send, status.HTTP_413_CONTENT_TOO_LARGE, detail, self.node.node_id)
+            await answer(send, status.HTTP_413_CONTENT_TOO_LARGE, detail, self.node_url)
             return
         await self.app(scope, _replay(body, receive), send)
 

@@ -17,6 +17,7 @@ from app.forwarding import ForwardToOwner, Peers
 from app.limits import BodyLimit, unprocessable
 from app.routes import candidates, dashboard, events, health, models, snapshots, telemetry
 from app.schemas import ErrorOut
+from streams.gate import RequestGate
 from streams.learning.errors import StreamlearnError
 from streams.node import Node
 
@@ -57,26 +58,27 @@ async def _handle_http_error(request: Request, exc: Exception) -> Response:
 
 
 class _InflightCounter:
-    """Counts the HTTP requests being answered, so learning can yield to them."""
+    """Counts the HTTP requests being answered at ``gate``, so learning can yield to them."""
 
-    def __init__(self, app: ASGIApp, node: Node) -> None:
+    def __init__(self, app: ASGIApp, gate: RequestGate) -> None:
         self.app = app
-        self.node = node
+        self.gate = gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        self.node.http_inflight += 1
+        self.gate.enter()
         try:
             await self.app(scope, receive, send)
         finally:
-            self.node.http_inflight -= 1
+            self.gate.leave()
 
 
 def create_api(node: Node) -> FastAPI:
     """The HTTP API over ``node``'s live models, and through its peers over the group's."""
-    peers = Peers(node)
+    settings = node.settings
+    peers = Peers(node.ownership, settings.forward_timeout_seconds)
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
@@ -90,16 +92,31 @@ def create_api(node: Node) -> FastAPI:
         lifespan=lifespan,
         responses={413: {"model": ErrorOut, "description": "The body is over the size limit"}},
     )
-    api.state.node = node
+    api.state.settings = settings
+    api.state.registry = node.registry
+    api.state.topics = node.topics
+    api.state.snapshots = node.store
+    api.state.admin = node.admin
+    api.state.cluster = node.cluster
+    api.state.ownership = node.ownership
+    api.state.prometheus = node.prometheus
     api.state.peers = peers
     api.add_exception_handler(StreamlearnError, handle_streamlearn_error)
     api.add_exception_handler(RequestValidationError, _handle_validation_error)
     api.add_exception_handler(HTTPException, _handle_http_error)
-    api.add_middleware(_InflightCounter, node=node)
+    api.add_middleware(_InflightCounter, gate=node.gate)
     # A relayed request waits on the network, not on this node's learning.
-    api.add_middleware(ForwardToOwner, node=node, peers=peers)
+    api.add_middleware(
+        ForwardToOwner,
+        ownership=node.ownership,
+        peers=peers,
+        max_request_bytes=settings.max_request_bytes,
+        session_timeout=settings.session_timeout_seconds,
+    )
     # Outermost: no byte past the limit is read, whatever the route and wherever it goes.
-    api.add_middleware(BodyLimit, node=node)
+    api.add_middleware(
+        BodyLimit, max_request_bytes=settings.max_request_bytes, node_url=node.cluster.url
+    )
     for router in (
         dashboard.router,
         health.router,

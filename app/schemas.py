@@ -13,9 +13,11 @@ from pydantic import (
     StrictInt,
     StrictStr,
     WithJsonSchema,
+    create_model,
     model_validator,
 )
 
+from streams.learning.counters import COUNTERS
 from streams.learning.guard import MAX_MAGNITUDE
 
 #: A feature value: what the events topic takes. Numbers past ``MAX_MAGNITUDE`` are refused
@@ -78,7 +80,15 @@ class MetricsOut(BaseModel):
     rolling: dict[str, float | None]
 
 
-class ModelOut(BaseModel):
+#: One optional field per counter of :class:`streams.learning.counters.Counters`: the API
+#: shows what the model counts, declared once.
+_CountersOut = create_model(
+    "CountersOut",
+    **dict.fromkeys(COUNTERS, (int | None, None)),  # type: ignore[call-overload]
+)
+
+
+class ModelOut(_CountersOut):  # the counters first, made from Counters
     """A model of the group. ``status`` is ``live`` when its owner answered (then every
     field is filled), ``moving`` while no node holds it (a rebalance), ``unreachable`` when
     its owner did not answer; then only the declaration and the owner are known."""
@@ -92,22 +102,9 @@ class ModelOut(BaseModel):
     model_version: int | None = None
     champion: str | None = None
     n_challengers: int | None = None
-    n_events: int | None = None
-    n_predicted: int | None = None
-    n_learned: int | None = None
-    n_duplicates: int | None = None
-    n_dead_letters: int | None = None
     n_pending_labels: int | None = None
-    n_pending_expired: int | None = None
-    n_labels_unmatched: int | None = None
     n_labels_waiting: int | None = None
-    n_labels_early: int | None = None
-    n_labels_duplicate: int | None = None
-    n_missing_values: int | None = None
-    n_drifts: int | None = None
-    n_model_errors: int | None = None
     n_features: int | None = None
-    n_features_dropped: int | None = None
     label_lag: dict[str, float | int | None] | None = None
     last_event_at: str | None = None
 

@@ -1,58 +1,9 @@
-"""The Faust application of a node, with an idempotent, acks=all producer."""
+"""The Faust application of a node, configured from its settings."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
-
-import faust
-from faust.transport.drivers import aiokafka as aiokafka_driver
-
+from streams.cluster import StreamlearnApp
 from streams.settings import Settings
-
-
-class _IdempotentProducer(aiokafka_driver.Producer):  # type: ignore[misc]
-    """Every write waits for all in-sync replicas and is deduplicated by the broker."""
-
-    def _settings_extra(self) -> Mapping[str, Any]:
-        return {"acks": "all", "enable_idempotence": True}
-
-
-class _RestoringConsumer(aiokafka_driver.Consumer):  # type: ignore[misc]
-    """Resumes where the node's snapshots say, not where the group last committed.
-
-    Faust calls ``seek_to_committed`` on every assignment, with the streams paused; the app's
-    ``resume_positions`` hook restores models and names the offsets to seek to instead.
-    """
-
-    async def seek_to_committed(self) -> Mapping[Any, int]:
-        committed = dict(await super().seek_to_committed())
-        hook = getattr(self.app, "resume_positions", None)
-        if hook is not None:
-            for tp, offset in (await hook(self.assignment(), committed)).items():
-                await self._seek(tp, offset)
-                committed[tp] = offset
-        return committed
-
-
-class _Transport(aiokafka_driver.Transport):  # type: ignore[misc]
-    Producer = _IdempotentProducer
-    Consumer = _RestoringConsumer
-
-
-class StreamlearnApp(faust.App):  # type: ignore[misc]
-    """A ``faust.App`` whose producer is idempotent (Faust enables it only with transactions)
-    and whose consumer resumes at the offsets ``resume_positions`` returns."""
-
-    resume_positions: (
-        Callable[[set[Any], Mapping[Any, int]], Awaitable[Mapping[Any, int]]] | None
-    ) = None
-
-    def _new_transport(self) -> Any:
-        return _Transport(self.conf.broker_consumer, self)
-
-    def _new_producer_transport(self) -> Any:
-        return _Transport(self.conf.broker_producer, self)
 
 
 def create_faust_app(settings: Settings) -> StreamlearnApp:

@@ -1,4 +1,9 @@
-"""A node: the Faust app, its topics, the models it learns, and the readiness it reports."""
+"""A node: everything one ``streamlearn worker`` process owns, built once and wired together.
+
+:func:`build_node` is the composition root of the Faust side: it constructs each part and
+hands every other part what it needs, explicitly. The HTTP side (:func:`app.main.create_api`)
+takes its parts from the :class:`Node`; nothing else reaches into it.
+"""
 
 from __future__ import annotations
 
@@ -8,64 +13,45 @@ from typing import Any
 from prometheus_client import Counter
 from prometheus_client.registry import CollectorRegistry
 
+from streams.admin import Admin
+from streams.agents.learn import Learner, register_learn_agents
+from streams.agents.metrics import register_metrics_timer
+from streams.agents.publish import Publisher
 from streams.app import create_faust_app
+from streams.cluster import Cluster
+from streams.gate import RequestGate
 from streams.learning.model import Limits
 from streams.learning.registry import ModelRegistry
-from streams.learning.snapshots import SnapshotStore
+from streams.learning.snapshots import SnapshotStore, load_key
 from streams.learning.spec import load_specs
 from streams.ownership import Ownership
-from streams.recovery import Recovery, snapshot_key
+from streams.rebalance import Lifecycle
 from streams.settings import Settings
+from streams.snapshot_topic import SnapshotTopic
 from streams.telemetry import build_prometheus_registry
 from streams.topics import Topics, declare_topics
 
 
-@dataclass
+@dataclass(frozen=True)
 class Node:
-    """Everything one ``streamlearn worker`` process owns, built once and injected."""
+    """The parts of one node."""
 
     settings: Settings
     app: Any
     topics: Topics
     registry: ModelRegistry
-    #: The URL the group knows this node by; also its name in ``owner`` fields.
-    node_id: str
-    prometheus: CollectorRegistry
-    recovery: Recovery
+    store: SnapshotStore
+    cluster: Cluster
+    lifecycle: Lifecycle
     ownership: Ownership
-    #: HTTP requests being answered right now; learning yields to them between slices.
-    http_inflight: int = 0
-    #: Takes an agent failed on (not data: a broker or disk failure) and redelivered.
-    agent_crashes: Counter | None = None
-
-    def owns(self, name: str) -> bool:
-        """The model is live here: this node holds its partition and has restored it."""
-        return name in self.recovery.live
-
-    def ready(self) -> tuple[bool, str]:
-        """Readiness: the consumer has joined the group and the models it holds are live.
-
-        A node holding no partition (more nodes than partitions) is ready too: it answers
-        every route by forwarding to the owners.
-        """
-        consumer = getattr(self.app, "_consumer", None)
-        if consumer is None:
-            return False, "the Kafka consumer has not started"
-        if self.app.rebalancing:
-            return False, "the consumer group is rebalancing"
-        if not self.recovery.assigned:
-            return False, "the consumer has not joined the group yet"
-        if not self.recovery.restored:
-            return False, "models are being restored from their snapshots"
-        return True, "ready"
+    admin: Admin
+    #: Learning yields to the HTTP requests it counts.
+    gate: RequestGate
+    prometheus: CollectorRegistry
 
 
 def build_node(settings: Settings) -> Node:
     """Load the model specs, create the Faust app, declare topics and register agents."""
-    # Imported here so the learning core and the CLI's other commands stay light.
-    from streams.agents.learn import register_learn_agents
-    from streams.agents.metrics import register_metrics_timer
-
     specs = load_specs(settings.models)
     app = create_faust_app(settings)
     limits = Limits(
@@ -82,45 +68,45 @@ def build_node(settings: Settings) -> Node:
         partitions=settings.topic_partitions,
     )
     topics = declare_topics(app, settings)
+    cluster = Cluster(app)
+    key = settings.snapshot_key
+    configured = key.get_secret_value() if key is not None else None
     store = SnapshotStore(
-        settings.state_dir / "snapshots", snapshot_key(settings), settings.snapshot_retention
+        settings.state_dir / "snapshots",
+        load_key(configured, settings.state_dir),
+        settings.snapshot_retention,
     )
-    recovery = Recovery(settings, registry, store, topics.snapshots_topic, topics.promotions_topic)
-    app.resume_positions = recovery.resume_positions
-    recovery.current_assignment = lambda: set(app.consumer.assignment())
-    # The URL as Faust normalised it (``http://h:80`` is ``http://h``): the form peers see.
-    url = str(app.conf.canonical_url)
-    ownership = Ownership(app, registry, url)
-    prometheus = build_prometheus_registry(registry, recovery, ownership)
-    node = Node(
+    snapshot_topic = SnapshotTopic(settings, topics.snapshots_topic, store)
+    lifecycle = Lifecycle(registry, store, snapshot_topic, assignment=cluster.assignment)
+    cluster.on_rebalance(
+        resume=lifecycle.resume_positions,
+        revoked=lifecycle.hand_over,
+        assigned=lifecycle.on_assigned,
+    )
+    ownership = Ownership(cluster, registry, lifecycle)
+    prometheus = build_prometheus_registry(registry, ownership)
+    crashes = Counter(
+        "streamlearn_agent_crashes",
+        "Takes an agent failed on (a broker or disk failure, never data) and redelivered.",
+        registry=prometheus,
+    )
+    gate = RequestGate()
+    learner = Learner(topics, lifecycle, gate, cluster.seek, crashes)
+    register_learn_agents(app, topics, registry, learner)
+    register_metrics_timer(
+        app, registry, ownership.is_live, topics.metrics_topic, settings.metrics_interval_seconds
+    )
+    admin = Admin(registry, lifecycle, store, snapshot_topic, Publisher(topics))
+    return Node(
         settings=settings,
         app=app,
         topics=topics,
         registry=registry,
-        node_id=url,
-        prometheus=prometheus,
-        recovery=recovery,
+        store=store,
+        cluster=cluster,
+        lifecycle=lifecycle,
         ownership=ownership,
-        agent_crashes=Counter(
-            "streamlearn_agent_crashes",
-            "Takes an agent failed on (a broker or disk failure, never data) and redelivered.",
-            registry=prometheus,
-        ),
+        admin=admin,
+        gate=gate,
+        prometheus=prometheus,
     )
-    register_learn_agents(node)
-    register_metrics_timer(node)
-
-    # Aiokafka rebalances eagerly: every partition is revoked, then the new assignment comes.
-    @app.on_partitions_revoked.connect  # type: ignore[untyped-decorator]
-    async def hand_over_on_revocation(sender: Any, revoked: Any, **kwargs: Any) -> None:
-        await recovery.hand_over()
-
-    @app.on_partitions_assigned.connect  # type: ignore[untyped-decorator]
-    async def drop_what_moved(sender: Any, assigned: Any, **kwargs: Any) -> None:
-        recovery.on_assigned(set(assigned))
-
-    @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
-    async def hand_over_on_shutdown(sender: Any, **kwargs: Any) -> None:
-        await recovery.hand_over()
-
-    return node

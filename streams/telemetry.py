@@ -12,42 +12,29 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from streams.learning.counters import COUNTERS
 from streams.learning.registry import ModelRegistry
 from streams.ownership import Ownership
-from streams.recovery import Recovery
 
 NAMESPACE = "streamlearn"
-
-_COUNTERS = (
-    ("events", "n_events", "Valid events received, duplicates included."),
-    ("predictions", "n_predicted", "Predictions made and published."),
-    ("learned", "n_learned", "Labelled events learned."),
-    ("duplicates", "n_duplicates", "Events skipped because their event_id was seen already."),
-    ("dead_letters", "n_dead_letters", "Malformed events sent to the dead-letter topic."),
-    ("missing_values", "n_missing_values", "Feature values that were null or non-finite."),
-    ("pending_expired", "n_pending_expired", "Predictions that left the pending store unlabelled."),
-    ("labels_unmatched", "n_labels_unmatched", "Labels whose event never came."),
-    ("labels_duplicate", "n_labels_duplicate", "Second labels for an event already labelled."),
-    ("drifts", "n_drifts", "Drift detections on the error stream."),
-    ("model_errors", "n_model_errors", "Events River raised on; the model was rewound."),
-    ("features_dropped", "n_features_dropped", "New feature names past max_features."),
-)
 
 
 class ModelCollector(Collector):
     """Per-model counters and metric values of the models live on this node (so that the
     series of several nodes add up), with low-cardinality labels."""
 
-    def __init__(self, registry: ModelRegistry, recovery: Recovery) -> None:
+    def __init__(self, registry: ModelRegistry, ownership: Ownership) -> None:
         self.registry = registry
-        self.recovery = recovery
+        self.ownership = ownership
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        models = [m for m in self.registry if m.name in self.recovery.live]
-        for name, attribute, documentation in _COUNTERS:
-            family = CounterMetricFamily(f"{NAMESPACE}_{name}", documentation, labels=["model"])
+        models = [m for m in self.registry if self.ownership.is_live(m.name)]
+        for attribute, counter in COUNTERS.items():
+            family = CounterMetricFamily(
+                f"{NAMESPACE}_{counter.metric}", counter.help, labels=["model"]
+            )
             for model in models:
-                family.add_metric([model.name], getattr(model, attribute))
+                family.add_metric([model.name], getattr(model.counters, attribute))
             yield family
         unrouted = CounterMetricFamily(
             f"{NAMESPACE}_dead_letters_node",
@@ -101,9 +88,8 @@ class ModelCollector(Collector):
 class NodeCollector(Collector):
     """This node's place in the group: the partitions and models it holds, and its lag."""
 
-    def __init__(self, ownership: Ownership, recovery: Recovery) -> None:
+    def __init__(self, ownership: Ownership) -> None:
         self.ownership = ownership
-        self.recovery = recovery
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         node = self.ownership.url
@@ -120,7 +106,7 @@ class NodeCollector(Collector):
             f"{NAMESPACE}_model_owned", "1 for each model live on this node.",
             labels=["node", "model"],
         )  # fmt: skip
-        for name in sorted(self.recovery.live):
+        for name in self.ownership.live():
             owned.add_metric([node, name], 1)
         assigned = GaugeMetricFamily(
             f"{NAMESPACE}_partition_assigned", "1 for each input partition this node holds.",
@@ -139,11 +125,9 @@ class NodeCollector(Collector):
         yield from (info, members, owned, assigned, lag)
 
 
-def build_prometheus_registry(
-    registry: ModelRegistry, recovery: Recovery, ownership: Ownership
-) -> CollectorRegistry:
+def build_prometheus_registry(registry: ModelRegistry, ownership: Ownership) -> CollectorRegistry:
     """A registry of this node's own, so that tests and several nodes never share one."""
     prometheus = CollectorRegistry(auto_describe=True)
-    prometheus.register(ModelCollector(registry, recovery))
-    prometheus.register(NodeCollector(ownership, recovery))
+    prometheus.register(ModelCollector(registry, ownership))
+    prometheus.register(NodeCollector(ownership))
     return prometheus

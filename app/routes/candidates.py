@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from app.deps import ADMIN_RESPONSES, MODEL_RESPONSES, AdminDep, ModelDep, NodeDep
+from app.deps import ADMIN_RESPONSES, MODEL_RESPONSES, ActionsDep, AdminDep, ModelDep
 from app.schemas import ErrorOut
 
 router = APIRouter(
@@ -21,7 +21,7 @@ async def read_candidates(model: ModelDep) -> dict[str, Any]:
         "model": model.name,
         "champion": model.champion,
         "model_version": model.model_version,
-        "promotion_metric": model.spec.promotion_metric or model.spec.metrics[0],
+        "promotion_metric": model.spec.ranked_by,
         "candidates": model.leaderboard(),
     }
 
@@ -34,7 +34,7 @@ async def read_candidates(model: ModelDep) -> dict[str, Any]:
     },
 )
 async def promote_candidate(
-    candidate: str, model: ModelDep, node: NodeDep, _: AdminDep
+    candidate: str, model: ModelDep, admin: ActionsDep, _: AdminDep
 ) -> dict[str, Any]:
     """Admin: make a challenger the champion (the old champion is snapshotted first)."""
-    return await node.recovery.promote(model.name, candidate)
+    return await admin.promote(model.name, candidate)

@@ -9,68 +9,12 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response, status
 
-from app.deps import NodeDep
+from app.deps import RegistryDep, SettingsDep, TopicsDep
 from app.limits import unprocessable
 from app.schemas import INVALID_RESPONSE, AcceptedOut
 from streams.learning.errors import InvalidEvent
 from streams.learning.events import Event, Label, validate_event, validate_label
-from streams.node import Node
-
-#: ``ts``, as :func:`streams.learning.events.parse_ts` reads it: an RFC 3339 string with a
-#: time zone, or epoch milliseconds within Python's calendar (the years 1 to 9999: from
-#: 0001-01-01T00:00:00Z, up to but not including 10000-01-01T00:00:00Z). The pattern leaves
-#: out what RFC 3339 allows and ``datetime.fromisoformat`` refuses: a lower-case "t" or "z",
-#: a leap second (":60").
-_TS_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {
-            "type": "string",
-            "format": "date-time",
-            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]"
-            "([.][0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$",
-        },
-        {"type": "number", "minimum": -62_135_596_800_000, "exclusiveMaximum": 253_402_300_800_000},
-        {"type": "null"},
-    ],
-    "description": "RFC 3339 with a time zone, or epoch milliseconds; null or left out: none",
-}
-_EVENT_ID_SCHEMA: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 128}
-_LABEL_SCHEMA: dict[str, Any] = {"type": ["boolean", "number", "string"]}
-
-
-def _event_schema(model: dict[str, Any]) -> dict[str, Any]:
-    """One event, by the rules of :func:`streams.learning.events.validate_event`."""
-    return {
-        "type": "object",
-        "required": ["event_id", "model", "features"],
-        "additionalProperties": False,
-        "properties": {
-            "event_id": _EVENT_ID_SCHEMA,
-            "model": model,
-            "features": {
-                "type": "object",
-                "additionalProperties": {"type": ["number", "string", "boolean", "null"]},
-            },
-            "label": {**_LABEL_SCHEMA, "type": [*_LABEL_SCHEMA["type"], "null"],
-                      "description": "null or left out: not labelled yet"},
-            "ts": _TS_SCHEMA,
-        },
-    }  # fmt: skip
-
-
-def _label_schema(model: dict[str, Any]) -> dict[str, Any]:
-    """One label, by the rules of :func:`streams.learning.events.validate_label`."""
-    return {
-        "type": "object",
-        "required": ["event_id", "model", "label"],
-        "additionalProperties": False,
-        "properties": {
-            "event_id": _EVENT_ID_SCHEMA,
-            "model": model,
-            "label": _LABEL_SCHEMA,
-            "ts": _TS_SCHEMA,
-        },
-    }
+from streams.learning.records import event_schema, label_schema
 
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -88,29 +32,41 @@ def router_for(models: Collection[str]) -> APIRouter:
     router = APIRouter(tags=["events"], responses=INVALID_RESPONSE)
     router.add_api_route(
         "/events", create_events, methods=["POST"], status_code=status.HTTP_202_ACCEPTED,
-        response_model=AcceptedOut, openapi_extra=_body(_event_schema(model)),
+        response_model=AcceptedOut, openapi_extra=_body(event_schema(model)),
     )  # fmt: skip
     router.add_api_route(
         "/labels", create_labels, methods=["POST"], status_code=status.HTTP_202_ACCEPTED,
-        response_model=AcceptedOut, openapi_extra=_body(_label_schema(model)),
+        response_model=AcceptedOut, openapi_extra=_body(label_schema(model)),
     )  # fmt: skip
     return router
 
 
-async def create_events(request: Request, node: NodeDep) -> AcceptedOut | Response:
+async def create_events(
+    request: Request, settings: SettingsDep, registry: RegistryDep, topics: TopicsDep
+) -> AcceptedOut | Response:
     """Write one event or a list of events to the events topic (a message per model, or
     several when the batch is over STREAMLEARN_MAX_EVENT_BYTES)."""
-    return await _write(request, node, validate_event, node.topics.events_topic)
+    return await _write(
+        request, settings.max_event_bytes, registry.models, validate_event, topics.events_topic
+    )
 
 
-async def create_labels(request: Request, node: NodeDep) -> AcceptedOut | Response:
+async def create_labels(
+    request: Request, settings: SettingsDep, registry: RegistryDep, topics: TopicsDep
+) -> AcceptedOut | Response:
     """Write labels for events seen earlier to the labels topic (a message per model, or
     several when the batch is over STREAMLEARN_MAX_EVENT_BYTES)."""
-    return await _write(request, node, validate_label, node.topics.labels_topic)
+    return await _write(
+        request, settings.max_event_bytes, registry.models, validate_label, topics.labels_topic
+    )
 
 
 async def _write(
-    request: Request, node: Node, validate: Callable[[Any, str], Event | Label], topic: Any
+    request: Request,
+    max_bytes: int,
+    models: Collection[str],
+    validate: Callable[[Any, str], Event | Label],
+    topic: Any,
 ) -> AcceptedOut | Response:
     raw = await request.body()  # at most STREAMLEARN_MAX_REQUEST_BYTES (app.limits.BodyLimit)
     try:
@@ -125,12 +81,11 @@ async def _write(
                           "type": "too_short"}])  # fmt: skip
     errors: list[dict[str, Any]] = []
     by_model: dict[str, list[bytes]] = defaultdict(list)
-    max_bytes = node.settings.max_event_bytes
     for i, element in enumerate(elements):
         where, at = (f"[{i}].", [i]) if batch else ("", [])
         try:
             item = validate(element, where)
-            if item.model not in node.registry.models:
+            if item.model not in models:
                 raise InvalidEvent(f"{where}model: unknown model {item.model!r}", f"{where}model")
         except InvalidEvent as exc:
             loc = ["body", *at, *_loc(exc.field, where)]

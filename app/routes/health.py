@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.deps import NodeDep
+from app.deps import OwnershipDep
 from app.schemas import HealthOut
 
 router = APIRouter(tags=["health"])
@@ -18,16 +18,16 @@ async def read_health() -> HealthOut:
 
 
 @router.get("/readyz", response_model=HealthOut, responses={503: {"model": HealthOut}})
-async def read_readiness(node: NodeDep) -> HealthOut | JSONResponse:
+async def read_readiness(ownership: OwnershipDep) -> HealthOut | JSONResponse:
     """The node has joined its group and restored the models it holds (503 until then);
     which partitions and models it holds."""
-    ready, detail = node.ready()
+    ready, detail = ownership.ready()
     out = HealthOut(
         status="ready" if ready else "not ready",
         detail=detail,
-        node=node.node_id,
-        partitions=[f"{p.topic}:{p.partition}" for p in node.ownership.partitions()],
-        models=sorted(node.recovery.live),
+        node=ownership.url,
+        partitions=[f"{p.topic}:{p.partition}" for p in ownership.partitions()],
+        models=ownership.live(),
     )
     if not ready:
         return JSONResponse(out.model_dump(), status_code=503)

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 
-from app.deps import MODEL_RESPONSES, ModelDep, NodeDep
-from app.forwarding import Peers, was_forwarded
+from app.deps import MODEL_RESPONSES, ModelDep, OwnershipDep, PeersDep, RegistryDep
+from app.forwarding import was_forwarded
 from app.schemas import (
     INVALID_RESPONSE,
     DriftOut,
@@ -36,25 +36,27 @@ def _model_out(model: OnlineModel, owner: str) -> ModelOut:
 
 @router.get("", response_model=list[ModelOut], responses=INVALID_RESPONSE)
 async def read_models(
-    node: NodeDep,
+    registry: RegistryDep,
+    ownership: OwnershipDep,
+    peers: PeersDep,
     request: Request,
     local: bool = Query(False, description="only the models live on this node"),
 ) -> list[ModelOut]:
     """Every model of the group with its owner, spec, version and counters (asked of the
     node that holds it)."""
-    found = {m.name: _model_out(m, node.node_id) for m in node.registry if node.owns(m.name)}
+    here = ownership.url
+    found = {m.name: _model_out(m, here) for m in registry if ownership.is_live(m.name)}
     silent: set[str] = set()
     if not local and not was_forwarded(request.scope):
-        peers: Peers = request.app.state.peers
         for url, answer in (await peers.gather("/models?local=true")).items():
             if not isinstance(answer, list):
                 silent.add(url)
                 continue
             for item in answer:
                 found.setdefault(item["name"], ModelOut.model_validate(item))
-        for model in node.registry:
+        for model in registry:
             if model.name not in found:
-                owner = node.ownership.owner_of(model.name)
+                owner = ownership.owner_of(model.name)
                 found[model.name] = ModelOut(
                     name=model.name,
                     task=model.spec.task,
@@ -63,13 +65,13 @@ async def read_models(
                     spec=model.spec.public(),
                     pipeline=model.pipeline_description(),
                 )
-    return [found[name] for name in node.registry.models if name in found]
+    return [found[name] for name in registry.models if name in found]
 
 
 @router.get("/{name}", response_model=ModelOut, responses=MODEL_RESPONSES)
-async def read_model(model: ModelDep, node: NodeDep) -> ModelOut:
+async def read_model(model: ModelDep, ownership: OwnershipDep) -> ModelOut:
     """One model: spec, built pipeline, version, counters and owner."""
-    return _model_out(model, node.node_id)
+    return _model_out(model, ownership.url)
 
 
 @router.post(

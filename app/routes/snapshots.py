@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from app.deps import ADMIN_RESPONSES, MODEL_RESPONSES, AdminDep, ModelDep, NodeDep
+from app.deps import (
+    ADMIN_RESPONSES,
+    MODEL_RESPONSES,
+    ActionsDep,
+    AdminDep,
+    ModelDep,
+    SnapshotsDep,
+)
 from app.schemas import ErrorOut, InvalidOut, RestoreOut, SnapshotOut
 
 router = APIRouter(prefix="/models/{name}/snapshots", tags=["snapshots"], responses=MODEL_RESPONSES)
@@ -13,16 +20,15 @@ router = APIRouter(prefix="/models/{name}/snapshots", tags=["snapshots"], respon
 @router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=SnapshotOut, responses=ADMIN_RESPONSES
 )
-async def create_snapshot(model: ModelDep, node: NodeDep, _: AdminDep) -> SnapshotOut:
+async def create_snapshot(model: ModelDep, admin: ActionsDep, _: AdminDep) -> SnapshotOut:
     """Admin: snapshot the model now (signed, written atomically, published)."""
-    info = await node.recovery.take_and_publish(model)
+    info = await admin.snapshot(model)
     return SnapshotOut(**info.public())
 
 
 @router.get("", response_model=list[SnapshotOut])
-async def read_snapshots(model: ModelDep, node: NodeDep) -> list[SnapshotOut]:
+async def read_snapshots(model: ModelDep, store: SnapshotsDep) -> list[SnapshotOut]:
     """Versions kept for the model, oldest first, with time, offsets and size."""
-    store = node.recovery.store
     return [SnapshotOut(**store.info(model.name, v).public()) for v in store.versions(model.name)]
 
 
@@ -39,9 +45,11 @@ async def read_snapshots(model: ModelDep, node: NodeDep) -> list[SnapshotOut]:
         },
     },
 )
-async def restore_snapshot(version: int, model: ModelDep, node: NodeDep, _: AdminDep) -> RestoreOut:
+async def restore_snapshot(
+    version: int, model: ModelDep, admin: ActionsDep, _: AdminDep
+) -> RestoreOut:
     """Admin: roll the live model back to a snapshot; it keeps learning from here."""
-    restored, info = await node.recovery.rollback(model.name, version)
+    restored, info = await admin.rollback(model.name, version)
     return RestoreOut(
         model=restored.name,
         model_version=restored.model_version,

@@ -2,80 +2,86 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from prometheus_client import Counter
 
 from streams.agents.publish import Publisher
-from streams.learning.registry import Outcome
-
-if TYPE_CHECKING:
-    from streams.node import Node
+from streams.gate import RequestGate
+from streams.learning.registry import ModelRegistry, Outcome
+from streams.rebalance import Lifecycle
+from streams.topics import Topics
 
 #: Messages are taken from the stream up to this many at a time (or what arrived within
 #: ``TAKE_WITHIN`` seconds): Faust's per-message cost is then paid once per take.
 TAKE_MAX = 500
 TAKE_WITHIN = 0.005
 #: Learning runs in slices of this much time. Between slices it lets the loop run, and while
-#: HTTP requests are in flight it keeps yielding until they are answered (a request needs
-#: several loop iterations), for at most ``MAX_PAUSE_SECONDS``.
+#: HTTP requests are in flight it keeps yielding until they are answered
+#: (:meth:`streams.gate.RequestGate.pause`).
 SLICE_SECONDS = 0.005
-PAUSE_ITERATIONS = 3
-MAX_PAUSE_SECONDS = 0.05
 
 logger = logging.getLogger(__name__)
 
 Handle = Callable[..., Iterator[Outcome | None]]
+#: ``seek(tp, offset)``: make the consumer fetch ``tp`` from ``offset`` next.
+Seek = Callable[[Any, int], Awaitable[None]]
 
 
-def register_learn_agents(node: Node) -> None:
-    """Attach the agents on ``events`` and ``labels`` to the node's Faust app.
+class Learner:
+    """Takes messages from a stream, runs them through the models in slices, publishes.
 
-    Both run on the worker's one event loop, so a model is never touched by two at once;
-    the recovery lock keeps snapshots between messages, never inside one.
+    Both agents run on the worker's one event loop, so a model is never touched by two at
+    once; the lifecycle's lock keeps snapshots between messages, never inside one.
     """
-    registry = node.registry
-    topics = node.topics
-    recovery = node.recovery
 
-    async def pause() -> None:
-        # A request read from its socket enters the app a couple of loop iterations later;
-        # give it those, then keep yielding while requests are in flight.
-        for _ in range(PAUSE_ITERATIONS):
-            await asyncio.sleep(0)
-        deadline = time.perf_counter() + MAX_PAUSE_SECONDS
-        while node.http_inflight and time.perf_counter() < deadline:
-            await asyncio.sleep(0)
+    def __init__(
+        self,
+        topics: Topics,
+        lifecycle: Lifecycle,
+        gate: RequestGate,
+        seek: Seek,
+        crashes: Counter,
+    ) -> None:
+        self.topics = topics
+        self.lifecycle = lifecycle
+        self.gate = gate
+        self.seek = seek
+        self.crashes = crashes
 
-    async def consume(stream: Any, handle: Handle, agent: str) -> None:
+    async def consume(self, stream: Any, handle: Handle, agent: str) -> None:
+        """Learn every take of ``stream`` with ``handle``; a take that fails is redelivered."""
         async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN):
             try:
-                await learn_take(events, handle)
+                await self.learn_take(events, handle)
             except Exception:  # counted, logged, and the take redelivered
                 # Data never gets here (the registry dead-letters it); a broker or disk
                 # failure does. Restarting the agent would lose the rest of the take, so the
                 # consumer goes back to its first message; dedupe keeps what was learned once.
-                if node.agent_crashes is not None:
-                    node.agent_crashes.inc()
+                self.crashes.inc()
                 logger.exception("the %s agent failed on a take; it is redelivered", agent)
-                await redeliver(events)
+                await self.redeliver(events)
 
-    async def redeliver(events: list[Any]) -> None:
+    async def redeliver(self, events: list[Any]) -> None:
+        """Seek each partition of the take back to its first message."""
         first: dict[Any, int] = {}
         for event in events:
             tp, offset = event.message.tp, event.message.offset
             first[tp] = min(offset, first.get(tp, offset))
         for tp, offset in first.items():
-            await node.app.consumer.seek(tp, offset)
+            await self.seek(tp, offset)
 
-    async def learn_take(events: list[Any], handle: Handle) -> None:
-        publisher = Publisher(topics)
+    async def learn_take(self, events: list[Any], handle: Handle) -> None:
+        """Each message through ``handle``, in slices of :data:`SLICE_SECONDS`; predictions,
+        detections, promotions and dead letters published; snapshots taken when due."""
+        publisher = Publisher(self.topics)
         since = time.perf_counter()
         for event in events:
             message = event.message
-            async with recovery.lock:  # a snapshot never sees half a message
+            async with self.lifecycle.lock:  # a snapshot never sees half a message
                 outcome = Outcome()
                 for step in handle(
                     event.value,
@@ -87,23 +93,29 @@ def register_learn_agents(node: Node) -> None:
                 ):
                     if step is None:  # the slice ran out inside a large message
                         publisher.flush()
-                        await pause()
+                        await self.gate.pause()
                         since = time.perf_counter()
                     else:
                         outcome = step
                 publisher.add(outcome, message.key)
             for model in outcome.snapshot_due:
-                await recovery.take_and_publish(model)
+                await self.lifecycle.take_and_publish(model)
             if time.perf_counter() - since >= SLICE_SECONDS:
                 publisher.flush()
-                await pause()
+                await self.gate.pause()
                 since = time.perf_counter()
         publisher.flush()
 
-    @node.app.agent(topics.events_topic, name="learn")  # type: ignore[untyped-decorator]
-    async def learn(stream: Any) -> None:
-        await consume(stream, registry.iter_events, "learn")
 
-    @node.app.agent(topics.labels_topic, name="label")  # type: ignore[untyped-decorator]
+def register_learn_agents(
+    app: Any, topics: Topics, registry: ModelRegistry, learner: Learner
+) -> None:
+    """Attach the agents on ``events`` and ``labels`` to the Faust app."""
+
+    @app.agent(topics.events_topic, name="learn")  # type: ignore[untyped-decorator]
+    async def learn(stream: Any) -> None:
+        await learner.consume(stream, registry.iter_events, "learn")
+
+    @app.agent(topics.labels_topic, name="label")  # type: ignore[untyped-decorator]
     async def label(stream: Any) -> None:
-        await consume(stream, registry.iter_labels, "label")
+        await learner.consume(stream, registry.iter_labels, "label")

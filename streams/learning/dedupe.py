@@ -13,7 +13,7 @@ Examples
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from streams.learning.ttl import TTLMap
 
 
 class DedupeWindow:
@@ -24,28 +24,16 @@ class DedupeWindow:
     """
 
     def __init__(self, max_size: int, max_age_seconds: float) -> None:
-        self.max_size = max_size
-        self.max_age_seconds = max_age_seconds
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._seen: TTLMap[None] = TTLMap(max_size, max_age_seconds)
 
     def seen(self, event_id: str, now: float) -> bool:
         """Whether ``event_id`` is a duplicate; records it if not."""
-        self._expire(now)
-        if event_id in self._seen:
-            return True
-        self._seen[event_id] = now
-        if len(self._seen) > self.max_size:
-            self._seen.popitem(last=False)
-        return False
-
-    def _expire(self, now: float) -> None:
-        horizon = now - self.max_age_seconds
         seen = self._seen
-        while seen:
-            oldest = next(iter(seen.values()))
-            if oldest >= horizon:
-                break
-            seen.popitem(last=False)
+        seen.expire(now)
+        if event_id in seen:
+            return True
+        seen.put(event_id, None, now)
+        return False
 
     def __len__(self) -> int:
         return len(self._seen)

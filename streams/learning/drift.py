@@ -3,7 +3,8 @@
 Examples
 --------
 >>> monitor = DriftMonitor(("ADWIN()",), {}, task="regression")
->>> fired = [i for i in range(2000) if monitor.update_error(0.0 if i < 1000 else 5.0, n_learned=i)]
+>>> errors = [0.0] * 1000 + [5.0] * 1000
+>>> fired = [i for i, e in enumerate(errors) if monitor.update_error(e, n_learned=i, now=0.0)]
 >>> fired[:1]
 [1023]
 >>> monitor.state()[0]["n_detections"] >= 1
@@ -115,7 +116,7 @@ class DriftMonitor:
         self.recent: deque[Detection] = deque(maxlen=200)
         self.warning = False
 
-    def update_error(self, error: float, n_learned: int) -> list[Detection]:
+    def update_error(self, error: float, n_learned: int, now: float) -> list[Detection]:
         """Feed one error; the detections it caused. Sets :attr:`warning` from the detectors."""
         self.warning = False
         detections = []
@@ -123,10 +124,10 @@ class DriftMonitor:
             w.detector.update(error)
             self.warning = self.warning or bool(getattr(w.detector, "warning_detected", False))
             if w.detector.drift_detected:
-                detections.append(self._record(w, n_learned))
+                detections.append(self._record(w, n_learned, now))
         return detections
 
-    def update_features(self, x: dict[str, Any], n_learned: int) -> list[Detection]:
+    def update_features(self, x: dict[str, Any], n_learned: int, now: float) -> list[Detection]:
         """Feed the watched features of one event; the detections it caused."""
         detections = []
         for w in self._on_features:
@@ -138,11 +139,11 @@ class DriftMonitor:
             ):
                 w.detector.update(value)
                 if w.detector.drift_detected:
-                    detections.append(self._record(w, n_learned))
+                    detections.append(self._record(w, n_learned, now))
         return detections
 
-    def _record(self, w: Watched, n_learned: int) -> Detection:
-        now = datetime.now(tz=UTC)
+    def _record(self, w: Watched, n_learned: int, seconds: float) -> Detection:
+        now = datetime.fromtimestamp(seconds, tz=UTC)
         w.n_detections += 1
         w.last_detection_at = now
         detection = Detection(

@@ -12,12 +12,12 @@ against what the pipeline is known to take before the model is touched:
   with ``preprocess = "auto"`` the auto stage takes every kind;
 - a model learns at most ``max_features`` feature names: new names past the cap are dropped
   (and counted), so a flood of unique names keeps memory flat;
-- a prediction made over HTTP sees only the features the model has been given before: River's
-  weight dicts insert the names they are asked about, so an unknown name would grow the model.
+- a prediction over HTTP sees only the features the model was given before (River's weight
+  dicts insert the names they are asked about: an unknown name would grow the model).
 
 Examples
 --------
->>> from streams.learning.model import build_estimator
+>>> from streams.learning.build import build_estimator
 >>> from streams.learning.spec import ModelSpec
 >>> spec = ModelSpec(name="m", task="binary", preprocess="none",
 ...                  pipeline="preprocessing.StandardScaler() | linear_model.LogisticRegression()")
@@ -41,7 +41,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from streams.learning.build import build_estimator
 from streams.learning.errors import InvalidEvent
+from streams.learning.spec import ModelSpec
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +89,17 @@ class FeatureGuard:
         self.max_features = max_features
         #: The kind each feature came with first (numbers include bools).
         self._kinds: dict[str, str] = {}
-        #: New names left out past the cap (counted by the model, which knows the event).
-        self.n_features_dropped = 0
+        # Read for every feature of every event: kept at hand.
+        self._refused = frozenset(
+            kind
+            for kind, allowed in (
+                (_NUMBER, capabilities.numbers),
+                (_STRING, capabilities.strings),
+                (_NULL, capabilities.nulls),
+            )
+            if allowed is False
+        )
+        self._kind_changes = capabilities.kind_changes is not False
 
     def __len__(self) -> int:
         return len(self._kinds)
@@ -97,17 +108,26 @@ class FeatureGuard:
         """The features of an event the model may learn from, new names past the cap left
         out, and how many were left out; raises :class:`InvalidEvent` naming the first value
         the model cannot take (and then remembers nothing of the event)."""
-        kinds = self._kinds
+        kinds, refused = self._kinds, self._refused
         new: list[tuple[str, str]] | None = None
         for name, value in x.items():
-            kind = self._check(name, value)
+            # Exact types, inlined: this loop runs for every feature of every event.
+            kind_of = type(value)
+            if kind_of is float or kind_of is int or kind_of is bool:
+                if value > MAX_MAGNITUDE or value < -MAX_MAGNITUDE:
+                    raise _too_large(name, value)
+                kind = _NUMBER
+            else:
+                kind = _kind(name, value)
+            if kind in refused:
+                raise self._refusal(name, value, kind)
             seen = kinds.get(name)
             if seen is None:
-                if kind != _NULL:
+                if kind is not _NULL:
                     if new is None:
                         new = []
                     new.append((name, kind))
-            elif kind != seen and kind != _NULL and not self.capabilities.kind_changes:
+            elif kind != seen and kind is not _NULL and not self._kind_changes:
                 raise InvalidEvent(
                     f"features.{name} is {_WHAT[kind]} ({_short(value)}), but"
                     f" {self.capabilities.name} learned it as {_WHAT[seen]}; send it as"
@@ -130,13 +150,17 @@ class FeatureGuard:
         :class:`InvalidEvent` as :meth:`admit`."""
         kinds = self._kinds
         for name, value in x.items():
-            kind = self._check(name, value)
+            kind_of = type(value)
+            if kind_of is float or kind_of is int or kind_of is bool:
+                if not -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE:
+                    raise _too_large(name, value)
+                kind = _NUMBER
+            else:
+                kind = _kind(name, value)
+            if kind in self._refused:
+                raise self._refusal(name, value, kind)
             seen = kinds.get(name)
-            if (
-                seen is not None
-                and kind not in (seen, _NULL)
-                and not self.capabilities.kind_changes
-            ):
+            if seen is not None and kind not in (seen, _NULL) and not self._kind_changes:
                 raise InvalidEvent(
                     f"features.{name} is {_WHAT[kind]} ({_short(value)}), but"
                     f" {self.capabilities.name} learned it as {_WHAT[seen]}",
@@ -144,43 +168,41 @@ class FeatureGuard:
                 )
         return {name: value for name, value in x.items() if name in kinds}
 
-    def _check(self, name: str, value: Any) -> str:
-        """The kind of one value, or :class:`InvalidEvent` when the model cannot take it."""
+    def _refusal(self, name: str, value: Any, kind: str) -> InvalidEvent:
+        """Why the pipeline cannot take this kind of value, and what to do about it."""
         caps = self.capabilities
-        kind_of = type(value)
-        if kind_of is float or kind_of is int or kind_of is bool:
-            if not -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE:  # NaN is missing by now
-                raise InvalidEvent(
-                    f"features.{name} is {_excerpt(value)}, larger in magnitude than"
-                    f" {MAX_MAGNITUDE:g}, which River's running statistics cannot take",
-                    f"features.{name}",
-                )
-            kind = _NUMBER
-        elif kind_of is str:
-            kind = _STRING
-        elif value is None:
-            kind = _NULL
-        else:
-            raise InvalidEvent(
-                f"features.{name} must be a number, string, bool or null,"
-                f" got {type(value).__name__}",
-                f"features.{name}",
-            )
-        allowed = {_NUMBER: caps.numbers, _STRING: caps.strings, _NULL: caps.nulls}[kind]
-        if allowed is False:
-            hint = (
-                'set preprocess = "auto" to impute missing values'
-                if kind == _NULL
-                else 'set preprocess = "auto" to encode strings'
-                if kind == _STRING
-                else "this pipeline takes no numbers"
-            )
-            raise InvalidEvent(
-                f"features.{name} is {_excerpt(value) if kind != _NULL else 'null'}, but"
-                f" {caps.name} needs {_needs(caps)}; {hint}",
-                f"features.{name}",
-            )
-        return kind
+        hint = (
+            'set preprocess = "auto" to impute missing values'
+            if kind == _NULL
+            else 'set preprocess = "auto" to encode strings'
+            if kind == _STRING
+            else "this pipeline takes no numbers"
+        )
+        return InvalidEvent(
+            f"features.{name} is {_excerpt(value) if kind != _NULL else 'null'}, but"
+            f" {caps.name} needs {_needs(caps)}; {hint}",
+            f"features.{name}",
+        )
+
+
+def _kind(name: str, value: Any) -> str:
+    """The kind of a value that is not a number, or :class:`InvalidEvent`."""
+    if type(value) is str:
+        return _STRING
+    if value is None:
+        return _NULL
+    raise InvalidEvent(
+        f"features.{name} must be a number, string, bool or null, got {type(value).__name__}",
+        f"features.{name}",
+    )
+
+
+def _too_large(name: str, value: Any) -> InvalidEvent:
+    return InvalidEvent(
+        f"features.{name} is {_excerpt(value)}, larger in magnitude than {MAX_MAGNITUDE:g},"
+        " which River's running statistics cannot take",
+        f"features.{name}",
+    )
 
 
 def _needs(caps: Capabilities) -> str:
@@ -197,8 +219,7 @@ def _short(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _excerpt(value: Any) -> str:
-    """A value after "is" in an error sentence: a string says it is one."""
+def _excerpt(value: Any) -> str:  # after "is" in a sentence: a string says it is one
     return f"the string {_short(value)}" if isinstance(value, str) else _short(value)
 
 
@@ -227,13 +248,9 @@ def probe(spec: Any) -> Capabilities:
 
 @functools.lru_cache(maxsize=256)
 def _probe(task: str, pipeline: str, preprocess: str, max_categories: int) -> Capabilities:
-    # Imported here: the model module imports this one.
-    from streams.learning.model import build_estimator
-    from streams.learning.spec import ModelSpec
-
-    spec = ModelSpec(
-        name="probe", task=task, pipeline=pipeline, preprocess=preprocess,
-        max_categories=max_categories,
+    spec = ModelSpec.model_validate(
+        {"name": "probe", "task": task, "pipeline": pipeline, "preprocess": preprocess,
+         "max_categories": max_categories}
     )  # fmt: skip
     estimator = build_estimator(spec)
     name = pipeline_name(build_estimator(spec.model_copy(update={"preprocess": "none"})))

@@ -24,7 +24,7 @@ Examples
 Traceback (most recent call last):
 ...
 ArithmeticError: halfway
->>> model.n_learned, model.n_events
+>>> model.n_learned, model.counters.n_events
 (1, 1)
 """
 

@@ -17,9 +17,10 @@ Examples
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+
+from streams.learning.ttl import TTLMap
 
 
 @dataclass(slots=True)
@@ -43,39 +44,22 @@ class PendingStore:
     """
 
     def __init__(self, max_size: int, ttl_seconds: float) -> None:
-        self.max_size = max_size
-        self.ttl_seconds = ttl_seconds
-        self._items: OrderedDict[str, Pending] = OrderedDict()
+        self._items: TTLMap[Pending] = TTLMap(max_size, ttl_seconds)
 
     def add(self, event_id: str, pending: Pending, now: float) -> int:
         """Park a prediction; returns how many older ones were dropped to make room."""
-        dropped = self.expire(now)
-        self._items[event_id] = pending
-        self._items.move_to_end(event_id)
-        while len(self._items) > self.max_size:
-            self._items.popitem(last=False)
-            dropped += 1
-        return dropped
+        return self._items.put(event_id, pending, now)
 
     def pop(self, event_id: str) -> Pending | None:
         """The pending prediction for ``event_id`` (removed), or ``None``.
 
         Call :meth:`expire` first so that a prediction past its TTL is counted as expired.
         """
-        return self._items.pop(event_id, None)
+        return self._items.pop(event_id)
 
     def expire(self, now: float) -> int:
         """Drop predictions older than the TTL; returns how many."""
-        horizon = now - self.ttl_seconds
-        items = self._items
-        n = 0
-        while items:
-            oldest = next(iter(items.values()))
-            if oldest.at >= horizon:
-                break
-            items.popitem(last=False)
-            n += 1
-        return n
+        return self._items.expire(now)
 
     def __len__(self) -> int:
         return len(self._items)

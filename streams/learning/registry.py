@@ -245,7 +245,7 @@ class ModelRegistry:
                 self._dead_letter(outcome, _located(exc, i, batch), model, raw, where)
                 continue
             except Exception as exc:  # River raised inside; the journal rewound the model
-                model.n_model_errors += 1
+                model.counters.n_model_errors += 1
                 logger.warning(
                     "model %s raised %s on %s:%d@%d; rewound and dead-lettered",
                     model.name, type(exc).__name__, topic, partition, offset,
@@ -276,7 +276,7 @@ class ModelRegistry:
     ) -> None:
         self.n_dead_letters += 1
         if model is not None:
-            model.n_dead_letters += 1
+            model.counters.n_dead_letters += 1
         topic, partition, offset = where
         outcome.dead_letters.append(
             DeadLetter(

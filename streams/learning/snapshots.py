@@ -26,6 +26,7 @@ import io
 import os
 import pickle
 import re
+import secrets
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -219,6 +220,31 @@ class SnapshotStore:
         if not path.is_file():
             raise SnapshotNotFound(f"no snapshot v{version} of model {model!r}")
         return path
+
+
+def load_key(configured: str | None, state_dir: Path) -> bytes:
+    """The HMAC key: ``configured`` (``STREAMLEARN_SNAPSHOT_KEY``) when given, else a random
+    one generated once in ``<state_dir>/snapshot.key`` (mode 0600) and read from there since.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> load_key("s3cret", folder), (folder / "snapshot.key").exists()
+    (b's3cret', False)
+    >>> key = load_key(None, folder)
+    >>> len(key), load_key(None, folder) == key, oct((folder / "snapshot.key").stat().st_mode)
+    (64, True, '0o100600')
+    """
+    if configured is not None:
+        return configured.encode()
+    path = state_dir / "snapshot.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -136,6 +136,11 @@ class ModelSpec(BaseModel):
         if self.task == "regression" and not isinstance(estimator, base.Regressor):
             raise ValueError(f"{where}: a regression model needs a regressor, and this is not one")
 
+    @property
+    def ranked_by(self) -> str:
+        """The metric challengers are ranked and promoted by."""
+        return self.promotion_metric or self.metrics[0]
+
     def candidate_pipelines(self) -> dict[str, tuple[str, dict[str, Any]]]:
         """Every challenger by name: its pipeline expression and the parameters to clone with."""
         out: dict[str, tuple[str, dict[str, Any]]] = {

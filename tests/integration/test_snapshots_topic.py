@@ -7,7 +7,7 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.recovery import latest_values
+from streams.snapshot_topic import latest_values
 from tests.integration.kafka_io import create_topic, run
 
 pytestmark = pytest.mark.integration

@@ -40,7 +40,7 @@ async def make_client(tmp_path: Path) -> AsyncIterator[MakeClient]:
             models.write_text(MODELS)
             options = {"max_request_bytes": 4096, **settings}
             node = build_node(Settings(models=models, state_dir=tmp_path / "state", **options))
-            node.recovery.live.update(node.registry.models)
+            node.lifecycle.live.update(node.registry.models)
             transport = httpx.ASGITransport(app=create_api(node))
             client = httpx.AsyncClient(transport=transport, base_url="http://node")
             return await stack.enter_async_context(client)

@@ -30,7 +30,7 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     models.write_text(MODELS)
     settings = Settings(models=models, state_dir=tmp_path / "state", max_request_bytes=4096)
     node = build_node(settings)
-    node.recovery.live.update(node.registry.models)  # as if the group gave it every partition
+    node.lifecycle.live.update(node.registry.models)  # as if the group gave it every partition
     transport = httpx.ASGITransport(app=create_api(node))
     async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
         yield client
@@ -131,7 +131,7 @@ async def test_every_answer_names_the_node_that_computed_it(client: httpx.AsyncC
 
 async def test_a_model_live_nowhere_is_503_with_retry_after(client: httpx.AsyncClient) -> None:
     api: Any = client._transport.app  # type: ignore[attr-defined]
-    api.state.node.recovery.live.discard("prices")  # its partition moved, nobody holds it yet
+    api.state.ownership.lifecycle.live.discard("prices")  # its partition moved, nobody holds it yet
     for response in (
         await client.get("/models/prices"),
         await client.post("/models/prices/predict", json={"features": {"x": 1}}),
@@ -163,7 +163,7 @@ async def test_admin_changes_wait_while_the_group_rebalances(tmp_path: Path) -> 
     models = tmp_path / "models.toml"
     models.write_text(MODELS)
     node = build_node(Settings(models=models, state_dir=tmp_path / "state", admin_token="t"))
-    node.recovery.live.update(node.registry.models)
+    node.lifecycle.live.update(node.registry.models)
     node.app.rebalancing = True  # a node joined or left: the model may be moving
     transport = httpx.ASGITransport(app=create_api(node))
     async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
@@ -201,7 +201,7 @@ async def test_no_input_is_a_server_error(
     models.write_text(MODELS)
     settings = Settings(models=models, state_dir=tmp_path / "state")  # the 8 MiB limit
     node = build_node(settings)
-    node.recovery.live.update(node.registry.models)
+    node.lifecycle.live.update(node.registry.models)
     transport = httpx.ASGITransport(app=create_api(node))
     async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
         headers = {"content-type": "application/json"}

@@ -61,8 +61,8 @@ def test_poison_is_dead_lettered_and_the_good_events_match_river(batch: int) -> 
         dead += out.dead_letters
     model = registry.get("m")
     assert model.n_learned == 1250
-    assert len(dead) == n_poison == model.n_dead_letters
-    assert model.n_model_errors == 0  # every poison event was refused before River saw it
+    assert len(dead) == n_poison == model.counters.n_dead_letters
+    assert model.counters.n_model_errors == 0  # every poison event was refused before River saw it
     served = model.metrics.cumulative()
     for name, value in river_phishing().items():
         assert served[name] == pytest.approx(value, abs=1e-9)
@@ -82,7 +82,7 @@ def test_the_sentence_names_the_model_feature_and_fix() -> None:
         ' set preprocess = "auto" to impute missing values'
     )
     assert caught.value.field == "features.popup_window"
-    assert model.n_events == 0
+    assert model.counters.n_events == 0
 
 
 def test_a_refused_event_leaves_the_model_byte_for_byte() -> None:
@@ -150,10 +150,10 @@ def test_a_step_river_raises_in_is_rewound_exactly(batch: int) -> None:
             out = target.handle_events(raw, topic="events", partition=0, offset=offset, now=0.0)
             dead += out.dead_letters
     a, b = clean.get("m"), dirty.get("m")
-    assert b.n_model_errors == 5 == len(dead) == b.n_dead_letters
+    assert b.counters.n_model_errors == 5 == len(dead) == b.counters.n_dead_letters
     assert "raised ArithmeticError learning from event 'bomb0'" in dead[0].error
     assert "left as it was before this event" in dead[0].error
-    assert (a.n_learned, a.n_events) == (b.n_learned, b.n_events) == (300, 300)
+    assert (a.n_learned, a.counters.n_events) == (b.n_learned, b.counters.n_events) == (300, 300)
     # Step by step: a pipeline unpickled once shares its key strings differently, which
     # changes the pickle's bytes but not its state.
     for step_a, step_b in zip(a.estimator.steps.values(), b.estimator.steps.values(),
@@ -211,9 +211,23 @@ def test_a_flood_of_unique_names_keeps_memory_flat() -> None:
     after_1m_names = feed(8_000, 2_000)
     model = registry.get("m")
     assert len(model.guard) == 1_000
-    assert model.guard.n_features_dropped == 1_000_000 - 1_000
+    assert model.counters.n_features_dropped == 1_000_000 - 1_000
     assert model.state()["n_features_dropped"] == 1_000_000 - 1_000
     assert model.n_learned == 10_000
     # The model holds 1,000 names whatever arrives: 800,000 more names would add megabytes;
     # what grows a little is bounded (the sampled history, longer event ids).
     assert after_1m_names < after_200k_names * 1.2, (after_200k_names, after_1m_names)
+
+
+def test_a_restored_model_takes_the_features_it_learned_before() -> None:
+    spec = ModelSpec(name="m", task="binary", pipeline=LINEAR, preprocess="none")
+    model = OnlineModel(spec, Limits())
+    rows = list(datasets.Phishing().take(40))
+    for i, (x, y) in enumerate(rows[:20]):
+        model.process(Event(str(i), "m", x, y), now=0.0)
+    restored = OnlineModel(spec, Limits())
+    # A snapshot is a pickle: the kinds come back as equal strings, not the same objects.
+    restored.restore_state(pickle.loads(pickle.dumps(model.snapshot_state({}))))
+    for i, (x, y) in enumerate(rows[20:], start=20):
+        restored.process(Event(str(i), "m", x, y), now=0.0)
+    assert restored.n_learned == 40

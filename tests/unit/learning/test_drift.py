@@ -53,8 +53,8 @@ def test_error_stream_detector_fires_where_river_does(expression: str, river_det
 def test_reset_and_retrain_swap_the_model_and_bump_the_version() -> None:
     for policy in ("reset", "retrain"):
         model = run(policy, ("ADWIN()",)).get("m")
-        assert model.n_drifts >= 1
-        assert model.model_version == 1 + model.n_drifts
+        assert model.counters.n_drifts >= 1
+        assert model.model_version == 1 + model.counters.n_drifts
     assert run("alert", ("ADWIN()",)).get("m").model_version == 1
 
 

@@ -64,12 +64,12 @@ def test_expired_unmatched_and_duplicate_labels_are_counted() -> None:
     for i in range(5):  # two are evicted by the size cap
         event(reg, str(i), {"a": float(i)}, now=0.0)
     model = reg.get("m")
-    assert model.n_pending_labels == 3 and model.n_pending_expired == 2
+    assert model.n_pending_labels == 3 and model.counters.n_pending_expired == 2
     label(reg, "4", True, now=1.0)
     label(reg, "4", True, now=2.0)  # a second label for the same event
-    assert model.n_learned == 1 and model.n_labels_duplicate == 1
+    assert model.n_learned == 1 and model.counters.n_labels_duplicate == 1
     label(reg, "3", False, now=20.0)  # past the TTL: expired, not learned
-    assert model.n_learned == 1 and model.n_pending_expired == 4
+    assert model.n_learned == 1 and model.counters.n_pending_expired == 4
     assert model.n_pending_labels == 0
 
 
@@ -82,9 +82,9 @@ def test_a_label_that_overtakes_its_event_waits_for_it_or_is_counted_unmatched()
     assert model.n_learned == 1 and model.n_pending_labels == 0
     for i in range(3):  # never-seen events: the cap of 2 pushes one out, counted
         label(reg, f"ghost{i}", False, now=2.0)
-    assert model.n_labels_unmatched == 1
+    assert model.counters.n_labels_unmatched == 1
     label(reg, "ghost3", False, now=30.0)  # the older ones have outlived the TTL
-    assert model.n_labels_unmatched == 3
+    assert model.counters.n_labels_unmatched == 3
     assert model.state()["n_labels_waiting"] == 1
 
 
@@ -98,4 +98,4 @@ def test_a_wrong_label_is_a_dead_letter() -> None:
     errors = [d.error for d in out.dead_letters]
     assert "label 2.5 does not fit 'm', a binary model" in errors[0]
     assert "[1].label must be a bool, number or string, got nothing" in errors[1]
-    assert reg.get("m").n_dead_letters == 2
+    assert reg.get("m").counters.n_dead_letters == 2

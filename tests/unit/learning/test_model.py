@@ -84,7 +84,7 @@ def test_auto_preprocessing_learns_from_mixed_messy_features() -> None:
     replay(registry, rows)
     model = registry.get("m")
     assert model.n_learned == 300
-    assert model.n_missing_values == 300
+    assert model.counters.n_missing_values == 300
     assert model.metrics.cumulative()["Accuracy"] > 0.9  # city decides the label
     described = model.pipeline_description()
     assert described["steps"] == ["AutoPreprocessor", "LogisticRegression"]
@@ -98,7 +98,7 @@ def test_labels_of_the_wrong_kind_are_refused_before_learning() -> None:
     for label in ("high", True):
         with pytest.raises(InvalidEvent, match="does not fit 'r', a regression model"):
             model.process(Event("e", "r", {"x": 1.0}, label), now=0.0)
-    assert model.n_learned == 0 and model.n_events == 0
+    assert model.n_learned == 0 and model.counters.n_events == 0
     binary = OnlineModel(
         ModelSpec(name="b", task="binary", pipeline="linear_model.LogisticRegression()"),
         Limits(),
@@ -116,4 +116,4 @@ def test_events_without_a_label_are_predicted_but_not_learned() -> None:
     )  # fmt: skip
     assert len(out.predictions) == 1 and out.predictions[0].event_id == "u"
     assert registry.get("m").n_learned == 10
-    assert registry.get("m").n_predicted == 11
+    assert registry.get("m").counters.n_predicted == 11

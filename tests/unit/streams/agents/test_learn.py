@@ -1,0 +1,169 @@
+"""The learn loop outside a broker: takes of stand-in events, published, redelivered."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry, Counter
+
+from streams.agents.learn import Learner
+from streams.gate import RequestGate
+from streams.learning.records import Prediction
+from streams.learning.registry import ModelRegistry, Outcome
+from streams.learning.spec import ModelSpec
+from streams.rebalance import Lifecycle
+from streams.topics import Topics
+from tests.unit.streams.factories import (
+    RecordingFaustTopic,
+    StandInTopic,
+    event,
+    lifecycle,
+    registry,
+)
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+
+    @property
+    def tp(self) -> tuple[str, int]:
+        return (self.topic, self.partition)
+
+
+@dataclass(frozen=True)
+class StandInEvent:
+    """What Faust's ``take_events`` yields: the value and its message."""
+
+    value: bytes
+    message: Message
+
+
+def events(values: list[bytes], start: int = 0, topic: str = "ev") -> list[StandInEvent]:
+    return [StandInEvent(v, Message(topic, 0, start + i, b"m")) for i, v in enumerate(values)]
+
+
+class StandInStream:
+    """A Faust stream whose takes are given."""
+
+    def __init__(self, *takes: list[StandInEvent]) -> None:
+        self.takes = takes
+
+    async def take_events(self, max_: int, within: float) -> AsyncIterator[list[StandInEvent]]:
+        for take in self.takes:
+            yield take
+
+
+class RecordingGate(RequestGate):
+    """A gate that notes, at each pause, how many messages ``topic`` had been sent."""
+
+    def __init__(self, topic: RecordingFaustTopic) -> None:
+        super().__init__()
+        self.topic = topic
+        self.sent_at_pause: list[int] = []
+
+    async def pause(self) -> None:
+        self.sent_at_pause.append(len(self.topic.sent))
+        await super().pause()
+
+
+class Harness:
+    """A learner over ``reg`` with recording topics, seeks and a crash counter."""
+
+    def __init__(self, reg: ModelRegistry, path: Path) -> None:
+        self.registry = reg
+        self.topics = Topics(*(RecordingFaustTopic() for _ in range(8)))
+        self.lifecycle: Lifecycle = lifecycle(reg, path)
+        self.gate = RecordingGate(self.topics.predictions_topic)
+        self.seeks: list[tuple[Any, int]] = []
+        self.prometheus = CollectorRegistry()
+        self.crashes = Counter("crashes", "test", registry=self.prometheus)
+        self.learner = Learner(self.topics, self.lifecycle, self.gate, self.seek, self.crashes)
+
+    async def seek(self, tp: Any, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    def n_crashes(self) -> float | None:
+        return self.prometheus.get_sample_value("crashes_total")
+
+    def sent(self, name: str) -> list[Any]:
+        topic: RecordingFaustTopic = getattr(self.topics, f"{name}_topic")
+        return [orjson.loads(value) for _, value in topic.sent]
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Harness:
+    return Harness(registry(), tmp_path)
+
+
+async def test_a_take_is_learned_and_its_predictions_published_in_one_message(
+    harness: Harness,
+) -> None:
+    stream = StandInStream(events([event(i) for i in range(5)]))
+    await harness.learner.consume(stream, harness.registry.iter_events, "learn")
+    assert harness.registry.get("m").n_learned == 5
+    (message,) = harness.sent("predictions")  # one take, one model: one message
+    assert [p["event_id"] for p in message] == ["0", "1", "2", "3", "4"]
+    assert harness.registry.positions == {"ev:0": 5}
+
+
+async def test_bad_data_is_a_dead_letter_not_a_crash(harness: Harness) -> None:
+    stream = StandInStream(events([b"{", event(1)]))
+    await harness.learner.consume(stream, harness.registry.iter_events, "learn")
+    (letter,) = harness.sent("dead_letters")
+    assert letter["offset"] == 0 and letter["topic"] == "ev"
+    assert harness.registry.get("m").n_learned == 1
+    assert harness.n_crashes() == 0 and harness.seeks == []
+
+
+async def test_a_failing_take_is_counted_and_redelivered_from_its_first_message(
+    harness: Harness,
+) -> None:
+    calls = 0
+
+    def failing(value: bytes, **where: Any) -> Iterator[Outcome | None]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError("disk full")  # a broker or disk failure, never data
+        yield from harness.registry.iter_events(value, **where)
+
+    first, second = events([event(i) for i in range(3)], start=7), events([event(3)], start=10)
+    await harness.learner.consume(StandInStream(first, second), failing, "learn")
+    assert harness.n_crashes() == 1
+    assert harness.seeks == [(("ev", 0), 7)]  # back to the take's first message
+    assert harness.registry.get("m").n_learned == 2  # the event before the failure, and 10
+
+
+async def test_a_slice_that_runs_out_flushes_then_yields_to_requests(harness: Harness) -> None:
+    prediction = Prediction("e1", "m", 1, 1.0, None)
+
+    def slow(value: bytes, **where: Any) -> Iterator[Outcome | None]:
+        yield None  # the slice ran out inside this message
+        yield Outcome(predictions=[prediction])
+
+    await harness.learner.learn_take(events([b"{}", b"{}"]), slow)
+    # Each pause comes after a flush: what was predicted before it is out already.
+    assert harness.gate.sent_at_pause[:2] == [0, 1]
+    assert len(harness.sent("predictions")) == 2
+
+
+async def test_a_due_snapshot_is_taken_and_published_between_messages(tmp_path: Path) -> None:
+    spec = ModelSpec(name="m", task="regression", pipeline="linear_model.LinearRegression()",
+                     snapshot_every=3)  # fmt: skip
+    harness = Harness(registry(m=spec), tmp_path)
+    await harness.learner.learn_take(
+        events([event(i) for i in range(7)]), harness.registry.iter_events
+    )
+    topic = harness.lifecycle.topic
+    assert isinstance(topic, StandInTopic)
+    assert [info.offsets["ev:0"] for info in topic.infos] == [3, 6]
+    assert harness.lifecycle.store.versions("m") == [1, 2]

@@ -1,0 +1,98 @@
+"""Factories and stand-ins for the Faust side's unit tests: no broker, no Faust worker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streams.learning.model import Limits
+from streams.learning.registry import ModelRegistry
+from streams.learning.snapshots import SnapshotInfo, SnapshotStore
+from streams.learning.spec import ModelSpec
+from streams.rebalance import Lifecycle
+from streams.settings import Settings
+from streams.snapshot_topic import SnapshotTopic
+
+KEY = b"key"
+
+
+def registry(partitions: int = 1, **specs: ModelSpec) -> ModelRegistry:
+    """A registry of ``specs`` (one regression model ``m`` by default) on topics ``ev``/``lb``."""
+    if not specs:
+        specs = {"m": ModelSpec(name="m", task="regression",
+                                pipeline="linear_model.LinearRegression()")}  # fmt: skip
+    return ModelRegistry(specs, Limits(), max_event_bytes=10_000,
+                         input_topics=("ev", "lb"), partitions=partitions)  # fmt: skip
+
+
+def event(i: int, model: str = "m") -> bytes:
+    """A labelled event ``y = 2x`` with ``event_id`` ``i``."""
+    return orjson.dumps(
+        {"event_id": str(i), "model": model, "features": {"x": i}, "label": 2.0 * i}
+    )
+
+
+def learn(reg: ModelRegistry, n: int, start: int = 0, partition: int = 0) -> None:
+    """Learn events ``start .. start + n - 1`` of model ``m``, at offsets of the same number."""
+    for i in range(start, start + n):
+        reg.handle_events(event(i), topic="ev", partition=partition, offset=i, now=0.0)
+
+
+class RecordingFaustTopic:
+    """Stands in for a Faust topic: ``send`` records and returns a delivered future."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, bytes]] = []
+
+    async def send(self, *, key: bytes, value: bytes) -> asyncio.Future[None]:
+        self.sent.append((key, value))
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
+
+    def send_soon(self, *, key: bytes, value: bytes) -> None:
+        self.sent.append((key, value))
+
+
+class StandInTopic(SnapshotTopic):
+    """The snapshots topic without a broker: publishing records the snapshot, and reading
+    gives back what the test put there (``published``: model name -> value)."""
+
+    def __init__(self, store: SnapshotStore, published: Mapping[str, bytes] | None = None) -> None:
+        super().__init__(Settings(), RecordingFaustTopic(), store)
+        self.published = dict(published or {})
+        self.infos: list[SnapshotInfo] = []
+        self.asked: list[dict[str, int]] = []
+
+    async def publish(self, info: SnapshotInfo, *, wait: bool = False) -> None:
+        self.infos.append(info)
+
+    async def read_latest(self, partitions: Mapping[str, int]) -> dict[str, bytes]:
+        self.asked.append(dict(partitions))
+        return {name: v for name, v in self.published.items() if name in partitions}
+
+
+@dataclass
+class Assignment:
+    """The consumer's assignment as a test sets it (``Lifecycle(assignment=...)``)."""
+
+    tps: set[Any] = field(default_factory=set)
+
+    def __call__(self) -> Iterable[Any]:
+        return set(self.tps)
+
+
+def lifecycle(
+    reg: ModelRegistry,
+    path: Path,
+    published: Mapping[str, bytes] | None = None,
+    assignment: Assignment | None = None,
+) -> Lifecycle:
+    """A lifecycle over ``reg`` with a store under ``path`` and a stand-in snapshots topic."""
+    store = SnapshotStore(path, KEY, retention=5)
+    return Lifecycle(reg, store, StandInTopic(store, published), assignment or Assignment())
