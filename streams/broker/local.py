@@ -8,20 +8,18 @@ caches them in ``~/.m2``); the broker's data, config, log and pid file live unde
 
 from __future__ import annotations
 
-import base64
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from streams.broker.cluster_id import new_cluster_id
+from streams.broker.java import require_java
 from streams.learning.errors import BrokerError
 
 
@@ -228,68 +226,6 @@ class LocalKafka:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return ""
-
-
-#: Ids Kafka keeps for itself (``Uuid.ZERO_UUID`` and ``Uuid.METADATA_TOPIC_ID``).
-_RESERVED_IDS = frozenset({uuid.UUID(int=0), uuid.UUID(int=1)})
-
-
-def new_cluster_id(random_uuid: Callable[[], uuid.UUID] = uuid.uuid4) -> str:
-    """A random KRaft cluster id, drawn the way Kafka's ``Uuid.randomUuid()`` draws one.
-
-    Kafka writes a uuid as its 16 bytes in URL-safe base64 without padding: 22 characters
-    from ``A-Z a-z 0-9 - _``. One id in 64 begins with ``-``, and ``kafka-storage format -t
-    -xyz...`` then reads the id as an option ("argument --cluster-id/-t: expected one
-    argument"). Kafka's own generator draws again in that case, and never hands out the
-    reserved all-zero id or the metadata topic's id; so does this one.
-
-    Parameters
-    ----------
-    random_uuid
-        Where the random uuids come from; a test passes a scripted sequence.
-
-    Returns
-    -------
-    str
-        22 characters of URL-safe base64 that do not begin with ``-``.
-
-    Examples
-    --------
-    The reserved zero id and an id that would read ``-AAAAAAAAAAAAAAAAAAAAA`` are drawn
-    again:
-
-    >>> import uuid
-    >>> dash = uuid.UUID(bytes=b"\\xf8" + bytes(15))
-    >>> draws = iter([uuid.UUID(int=0), dash, uuid.UUID(int=2)])
-    >>> new_cluster_id(lambda: next(draws))
-    'AAAAAAAAAAAAAAAAAAAAAg'
-    """
-    while True:
-        drawn = random_uuid()
-        cluster_id = base64.urlsafe_b64encode(drawn.bytes).decode().rstrip("=")
-        if drawn not in _RESERVED_IDS and not cluster_id.startswith("-"):
-            return cluster_id
-
-
-def require_java(minimum: int = 17) -> str:
-    """The ``java`` executable, checked to be version ``minimum`` or newer."""
-    home = os.environ.get("JAVA_HOME")
-    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    if not java or not Path(java).exists():
-        raise BrokerError(
-            f"Java {minimum}+ is needed to run Apache Kafka and none was found;"
-            " install a JDK (e.g. `apt-get install openjdk-17-jre-headless`) or set JAVA_HOME"
-        )
-    result = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
-    if match is None:
-        raise BrokerError(f"could not read the version of {java}: {result.stderr.strip()}")
-    major = int(match.group(1))
-    if major == 1 and match.group(2):  # "1.8" style
-        major = int(match.group(2))
-    if major < minimum:
-        raise BrokerError(f"Apache Kafka 4 needs Java {minimum}+, but {java} is Java {major}")
-    return java
 
 
 def _port_open(host: str, port: int) -> bool:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker.local import LocalKafka, new_cluster_id, require_java
+from streams.broker.cluster_id import new_cluster_id
+from streams.broker.java import require_java
+from streams.broker.local import LocalKafka
 from streams.learning.errors import BrokerError
 
 

@@ -227,7 +227,7 @@ def test_a_restored_model_takes_the_features_it_learned_before() -> None:
         model.process(Event(str(i), "m", x, y), now=0.0)
     restored = OnlineModel(spec, Limits())
     # A snapshot is a pickle: the kinds come back as equal strings, not the same objects.
-    restored.restore_state(pickle.loads(pickle.dumps(model.snapshot_state({}))))
+    restored.restore_state(pickle.loads(pickle.dumps(model.snapshot_state({}))))  # noqa: S301
     for i, (x, y) in enumerate(rows[20:], start=20):
         restored.process(Event(str(i), "m", x, y), now=0.0)
     assert restored.n_learned == 40
