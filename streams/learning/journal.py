@@ -2,8 +2,8 @@
 
 River's ``learn_one`` mutates as it goes, so an estimator that raises halfway (on a value no
 check could foresee) is left half-updated. Copying the model before every event would cost
-more than learning it; instead a :class:`Journal` keeps one checkpoint (the pickled learning
-state) and the steps taken since, in order. When a step fails, the model goes back to the
+more than learning it; instead a :class:`Journal` keeps one checkpoint (a deep copy of the
+learning state) and the steps taken since, in order. When a step fails, the model goes back to the
 checkpoint and takes every step since once more, except the failed one: River being
 deterministic, it is then exactly the model it was before that step. A new checkpoint is
 taken when the journal is full, so its memory stays bounded.
@@ -30,7 +30,7 @@ ArithmeticError: halfway
 
 from __future__ import annotations
 
-import pickle
+import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -57,7 +57,7 @@ class Journal:
     def __init__(self, max_steps: int = 20_000, max_values: int = 200_000) -> None:
         self.max_steps = max_steps
         self.max_values = max_values
-        self._checkpoint: bytes | None = None
+        self._checkpoint: dict[str, Any] | None = None
         self._steps: list[tuple[Step, Any]] = []
         self._values = 0
         self.n_rewinds = 0
@@ -81,7 +81,7 @@ class Journal:
             or len(self._steps) >= self.max_steps
             or (self._values >= self.max_values)
         ):
-            self._checkpoint = pickle.dumps(model.learning_state(), pickle.HIGHEST_PROTOCOL)
+            self._checkpoint = copy.deepcopy(model.learning_state())
             self._steps.clear()
             self._values = 0
         try:
@@ -100,8 +100,8 @@ class Journal:
         already). Counters kept outside the steps (dead letters, model errors) stay."""
         assert self._checkpoint is not None  # run() took one before the step
         kept = model.outside_counters()
-        # Our own bytes, pickled in this process a moment ago: nothing untrusted.
-        model.load_learning_state(pickle.loads(self._checkpoint))  # noqa: S301
+        # A copy of the checkpoint: it may serve another rewind before the next one is taken.
+        model.load_learning_state(copy.deepcopy(self._checkpoint))
         for step, item in self._steps:
             try:
                 step(model, item)
