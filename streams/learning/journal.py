@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from streams.learning.model import OnlineModel
 
 _R = TypeVar("_R")
-Step = Callable[["OnlineModel", Any], Any]
+StepFunction = Callable[["OnlineModel", Any], Any]
 
 
 class Journal:
@@ -58,9 +58,8 @@ class Journal:
         self.max_steps = max_steps
         self.max_values = max_values
         self._checkpoint: dict[str, Any] | None = None
-        self._steps: list[tuple[Step, Any]] = []
+        self._steps: list[tuple[StepFunction, Any]] = []
         self._values = 0
-        self.n_rewinds = 0
 
     def clear(self) -> None:
         """Forget the checkpoint: the model was changed outside its steps (a restore, an
@@ -108,4 +107,3 @@ class Journal:
             except InvalidEvent:  # refused again, exactly as the first time
                 continue
         model.restore_outside_counters(kept)
-        self.n_rewinds += 1

@@ -15,6 +15,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,9 @@ from streams.learning.records import DeadLetter, DriftDetected, Prediction, Prom
 from streams.learning.spec import ModelSpec
 
 logger = logging.getLogger(__name__)
+
+#: A message that is a JSON array (a batch): its first byte after any whitespace is "[".
+_ARRAY = re.compile(rb"\s*\[")
 
 #: Dead letters keep at most this much of the original payload, and of the error sentence.
 PAYLOAD_LIMIT = 64 * 1024
@@ -216,7 +220,7 @@ class ModelRegistry:
         topic, partition, offset = where
         key = tp_key(topic, partition)
         since = time.perf_counter()
-        batch = raw.lstrip()[:1] == b"["
+        batch = _ARRAY.match(raw) is not None
         for i, item in enumerate(items):
             if time.perf_counter() - since >= slice_seconds:
                 yield None
