@@ -42,6 +42,13 @@ class ModelCollector(Collector):
         )
         unrouted.add_metric([], self.registry.n_dead_letters)
         yield unrouted
+        moved = CounterMetricFamily(
+            f"{NAMESPACE}_rerouted_node",
+            "Events and labels this node moved to their model's partition (each model counts"
+            " those it received in streamlearn_rerouted_total).",
+        )
+        moved.add_metric([], self.registry.n_rerouted)
+        yield moved
         version = GaugeMetricFamily(
             f"{NAMESPACE}_model_version", "Current version of the model.", labels=["model"]
         )

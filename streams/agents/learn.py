@@ -11,6 +11,7 @@ from prometheus_client import Counter
 
 from streams.agents.publish import Publisher
 from streams.gate import RequestGate
+from streams.learning.records import REROUTED_FROM
 from streams.learning.registry import ModelRegistry, Outcome
 from streams.rebalance import Lifecycle
 from streams.topics import Topics
@@ -52,11 +53,12 @@ class Learner:
         self.seek = seek
         self.crashes = crashes
 
-    async def consume(self, stream: Any, handle: Handle, agent: str) -> None:
-        """Learn every take of ``stream`` with ``handle``; a take that fails is redelivered."""
+    async def consume(self, stream: Any, handle: Handle, agent: str, source: Any) -> None:
+        """Learn every take of ``stream`` (read from topic ``source``) with ``handle``; a take
+        that fails is redelivered."""
         async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN):
             try:
-                await self.learn_take(events, handle)
+                await self.learn_take(events, handle, source)
             except Exception:  # counted, logged, and the take redelivered
                 # Data never gets here (the registry dead-letters it); a broker or disk
                 # failure does. Restarting the agent would lose the rest of the take, so the
@@ -74,9 +76,11 @@ class Learner:
         for tp, offset in first.items():
             await self.seek(tp, offset)
 
-    async def learn_take(self, events: list[Any], handle: Handle) -> None:
+    async def learn_take(self, events: list[Any], handle: Handle, source: Any) -> None:
         """Each message through ``handle``, in slices of :data:`SLICE_SECONDS`; predictions,
-        detections, promotions and dead letters published; snapshots taken when due."""
+        detections, promotions and dead letters published; snapshots taken when due.
+        Misplaced elements are written again to their model's partition of ``source``, and
+        the take ends once the broker has them."""
         publisher = Publisher(self.topics)
         since = time.perf_counter()
         for event in events:
@@ -90,6 +94,7 @@ class Learner:
                     offset=message.offset,
                     now=time.time(),
                     slice_seconds=SLICE_SECONDS - (time.perf_counter() - since),
+                    rerouted=_rerouted(message.headers),
                 ):
                     if step is None:  # the slice ran out inside a large message
                         publisher.flush()
@@ -97,7 +102,10 @@ class Learner:
                         since = time.perf_counter()
                     else:
                         outcome = step
-                publisher.add(outcome, message.key)
+                publisher.add(outcome, message.key, source)
+            if outcome.snapshot_due:
+                # A snapshot's offsets count every message before it as done.
+                await publisher.delivered()
             for model in outcome.snapshot_due:
                 await self.lifecycle.take_and_publish(model)
             if time.perf_counter() - since >= SLICE_SECONDS:
@@ -105,6 +113,16 @@ class Learner:
                 await self.gate.pause()
                 since = time.perf_counter()
         publisher.flush()
+        # Faust commits the take's offsets once this returns.
+        await publisher.delivered()
+
+
+def _rerouted(headers: Any) -> bool:
+    """Whether a message is a copy another node moved here (it carries the header)."""
+    if not headers:
+        return False
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return any(name == REROUTED_FROM for name, _ in pairs)
 
 
 def register_learn_agents(
@@ -114,8 +132,8 @@ def register_learn_agents(
 
     @app.agent(topics.events_topic, name="learn")  # type: ignore[untyped-decorator]
     async def learn(stream: Any) -> None:
-        await learner.consume(stream, registry.iter_events, "learn")
+        await learner.consume(stream, registry.iter_events, "learn", topics.events_topic)
 
     @app.agent(topics.labels_topic, name="label")  # type: ignore[untyped-decorator]
     async def label(stream: Any) -> None:
-        await learner.consume(stream, registry.iter_labels, "label")
+        await learner.consume(stream, registry.iter_labels, "label", topics.labels_topic)

@@ -31,6 +31,7 @@ class Counters:
     n_drifts: int = 0
     n_model_errors: int = 0
     n_features_dropped: int = 0
+    n_rerouted: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTERS}
@@ -64,5 +65,8 @@ COUNTERS: dict[str, Counter] = {
     "n_drifts": Counter("drifts", "Drift detections on the error stream."),
     "n_model_errors": Counter("model_errors", "Events River raised on; the model was rewound."),
     "n_features_dropped": Counter("features_dropped", "New feature names past max_features."),
+    "n_rerouted": Counter(
+        "rerouted", "Events and labels that arrived on another partition and were moved here."
+    ),
 }
 assert list(COUNTERS) == [f.name for f in fields(Counters)]  # one list, in one order

@@ -4,7 +4,8 @@ contract (README, "Wire contract") says; and the JSON Schema of what it reads.
 One class per value type: :class:`Prediction` (``predictions``), :class:`MetricsReport`
 (``metrics``), :class:`DriftDetected` (``drift``), :class:`Promotion` (``promotions``),
 :class:`DeadLetter` (``dead-letters``) and :class:`SnapshotPointer` (``snapshots``, for a
-snapshot too large to travel whole). Events and labels are read, not written, by the node:
+snapshot too large to travel whole); a :class:`Reroute` is an input message written again to
+its model's partition. Events and labels are read, not written, by the node:
 :func:`event_schema` and :func:`label_schema` describe them for the HTTP API, by the rules of
 :mod:`streams.learning.events`. Keys are the model name, except for dead letters, which keep
 the key of the message they came from.
@@ -112,6 +113,27 @@ class DeadLetter:
 
     def encode(self) -> bytes:
         return orjson.dumps(self)
+
+
+@dataclass(slots=True)
+class Reroute:
+    """Events (or labels) that arrived on another partition than their model's, to be written
+    again, unchanged, to the same topic on ``partition``: any producer's partitioner works.
+
+    ``source`` names where they arrived (``topic:partition:offset``); the copy carries it in
+    the :data:`REROUTED_FROM` header, so that the receiving model counts it and a copy that
+    arrives misplaced again is dead-lettered instead of going round.
+    """
+
+    partition: int
+    #: The model name of the first element: the key a murmur2 producer would have used.
+    key: bytes
+    value: bytes
+    source: str
+
+
+#: The header a rerouted copy carries, naming where its original arrived.
+REROUTED_FROM = "streamlearn-rerouted-from"
 
 
 @dataclass(slots=True)

@@ -21,12 +21,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from streams.learning.errors import InvalidEvent, UnknownModel
 from streams.learning.events import Event, Label, decode_events, decode_labels
 from streams.learning.journal import Journal
 from streams.learning.model import Limits, OnlineModel, Step
 from streams.learning.partitioning import partition_for, tp_key
-from streams.learning.records import DeadLetter, DriftDetected, Prediction, Promotion
+from streams.learning.records import DeadLetter, DriftDetected, Prediction, Promotion, Reroute
 from streams.learning.spec import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ class Outcome:
     detections: list[DriftDetected] = field(default_factory=list)
     promotions: list[Promotion] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    #: Valid elements that arrived on another partition than their model's, to be moved.
+    reroutes: list[Reroute] = field(default_factory=list)
     #: Models that have learned ``snapshot_every`` events since their last snapshot.
     snapshot_due: list[OnlineModel] = field(default_factory=list)
 
@@ -55,12 +59,14 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _misplaced(name: str, partition: int, registry: ModelRegistry) -> InvalidEvent:
+def _misplaced_again(name: str, partition: int, registry: ModelRegistry) -> InvalidEvent:
+    """The dead-letter sentence of a moved copy that arrived misplaced again: the nodes count
+    different partitions, and moving it once more would send it round."""
     expected = registry.partition_of(name)
     return InvalidEvent(
-        f"an event of model {name!r} arrived on partition {partition}, but model {name!r} is"
-        f" learned from partition {expected} of {registry.partitions}: key each message by the"
-        " model name with Kafka's default (murmur2) partitioner",
+        f"an event of model {name!r} was moved to partition {partition}, but this node learns"
+        f" model {name!r} from partition {expected} of {registry.partitions}: the nodes of the"
+        " group disagree on STREAMLEARN_TOPIC_PARTITIONS",
         "model",
     )
 
@@ -84,6 +90,25 @@ def _located(error: InvalidEvent, index: int, batch: bool) -> InvalidEvent:
         return error
     field = f"[{index}].{error.field}" if error.field else f"[{index}]"
     return InvalidEvent(f"[{index}].{error}", field, error.model)
+
+
+def _reroutes(
+    raw: bytes, n_items: int, moves: dict[int, list[tuple[int, str]]], source: str
+) -> list[Reroute]:
+    """The copies that move a message's misplaced elements to their models' partitions: the
+    message itself when all of it goes to one partition, else one message per partition with
+    its elements (an object for one, an array for several), in their order."""
+    if len(moves) == 1:
+        ((target, elements),) = moves.items()
+        if len(elements) == n_items:
+            return [Reroute(target, elements[0][1].encode(), raw, source)]
+    document = orjson.loads(raw)  # an array: a lone object has one element, moved whole above
+    out = []
+    for target, elements in moves.items():
+        parts = [document[i] for i, _ in elements]
+        value = orjson.dumps(parts[0] if len(parts) == 1 else parts)
+        out.append(Reroute(target, elements[0][1].encode(), value, source))
+    return out
 
 
 def _last(steps: Iterator[Outcome | None]) -> Outcome:
@@ -115,6 +140,8 @@ class ModelRegistry:
         # Hashed once: the partition of a model is checked for every event.
         self._partition = {name: partition_for(name, partitions) for name in specs}
         self.n_dead_letters = 0
+        #: Elements this node moved to their model's partition.
+        self.n_rerouted = 0
         #: One journal per model, so that a step River raises in leaves the model as it was.
         self._journals: dict[str, Journal] = {}
         #: Next offset to read per ``topic:partition``, for every message handled here.
@@ -168,24 +195,30 @@ class ModelRegistry:
         return iter(self.models.values())
 
     def handle_events(
-        self, raw: bytes, *, topic: str, partition: int, offset: int, now: float
-    ) -> Outcome:
-        """Decode one ``events`` message and run each valid event through its model."""
-        return _last(
-            self.iter_events(raw, topic=topic, partition=partition, offset=offset, now=now)
-        )
+        self, raw: bytes, *, topic: str, partition: int, offset: int, now: float,
+        rerouted: bool = False,
+    ) -> Outcome:  # fmt: skip
+        """Decode one ``events`` message and run each valid event through its model.
+
+        Valid events of a model learned from another partition are not learned here: they
+        come back in :attr:`Outcome.reroutes`, to be written to that partition. A message
+        that is such a copy (``rerouted``) is counted by its models, and never moved again.
+        """
+        return _last(self.iter_events(raw, topic=topic, partition=partition, offset=offset,
+                                      now=now, rerouted=rerouted))  # fmt: skip
 
     def handle_labels(
-        self, raw: bytes, *, topic: str, partition: int, offset: int, now: float
-    ) -> Outcome:
-        """Decode one ``labels`` message and complete each pending prediction it names."""
-        return _last(
-            self.iter_labels(raw, topic=topic, partition=partition, offset=offset, now=now)
-        )
+        self, raw: bytes, *, topic: str, partition: int, offset: int, now: float,
+        rerouted: bool = False,
+    ) -> Outcome:  # fmt: skip
+        """Decode one ``labels`` message and complete each pending prediction it names; labels
+        on another partition than their model's are moved as events are."""
+        return _last(self.iter_labels(raw, topic=topic, partition=partition, offset=offset,
+                                      now=now, rerouted=rerouted))  # fmt: skip
 
     def iter_events(
         self, raw: bytes, *, topic: str, partition: int, offset: int, now: float,
-        slice_seconds: float = float("inf"),
+        slice_seconds: float = float("inf"), rerouted: bool = False,
     ) -> Iterator[Outcome | None]:  # fmt: skip
         """:meth:`handle_events` in slices: ``None`` is yielded each time ``slice_seconds`` of
         work have passed (so a caller can let others run), and the outcome at the end."""
@@ -194,11 +227,12 @@ class ModelRegistry:
             return model.process(event, now)
 
         items = decode_events(raw, self.max_event_bytes)
-        return self._handle(items, step, raw, (topic, partition, offset), slice_seconds)
+        return self._handle(items, step, raw, (topic, partition, offset), slice_seconds,
+                            rerouted)  # fmt: skip
 
     def iter_labels(
         self, raw: bytes, *, topic: str, partition: int, offset: int, now: float,
-        slice_seconds: float = float("inf"),
+        slice_seconds: float = float("inf"), rerouted: bool = False,
     ) -> Iterator[Outcome | None]:  # fmt: skip
         """:meth:`handle_labels` in slices, as :meth:`iter_events`."""
 
@@ -206,7 +240,8 @@ class ModelRegistry:
             return model.process_label(label, now)
 
         items = decode_labels(raw, self.max_event_bytes)
-        return self._handle(items, step, raw, (topic, partition, offset), slice_seconds)
+        return self._handle(items, step, raw, (topic, partition, offset), slice_seconds,
+                            rerouted)  # fmt: skip
 
     def _handle(
         self,
@@ -215,12 +250,15 @@ class ModelRegistry:
         raw: bytes,
         where: tuple[str, int, int],
         slice_seconds: float,
+        rerouted: bool,
     ) -> Iterator[Outcome | None]:
         outcome = Outcome()
         topic, partition, offset = where
         key = tp_key(topic, partition)
         since = time.perf_counter()
         batch = _ARRAY.match(raw) is not None
+        #: Elements to move, by the partition of their model: (index, model name).
+        moves: dict[int, list[tuple[int, str]]] = {}
         for i, item in enumerate(items):
             if time.perf_counter() - since >= slice_seconds:
                 yield None
@@ -234,12 +272,18 @@ class ModelRegistry:
                 error = InvalidEvent(f"unknown model {item.model!r}", "model")
                 self._dead_letter(outcome, error, None, raw, where)
                 continue
-            if partition != self.partition_of(model.name):
-                self._dead_letter(outcome, _misplaced(model.name, partition, self), model, raw,
-                                  where)  # fmt: skip
+            target = self.partition_of(model.name)
+            if partition != target:
+                if rerouted:
+                    error = _located(_misplaced_again(model.name, partition, self), i, batch)
+                    self._dead_letter(outcome, error, model, raw, where)
+                else:
+                    moves.setdefault(target, []).append((i, model.name))
                 continue
             if offset < model.offsets.get(key, 0):  # its snapshot already holds this message
                 continue
+            if rerouted:
+                model.counters.n_rerouted += 1
             journal = self._journals.get(model.name)
             if journal is None:
                 journal = self._journals[model.name] = Journal()
@@ -267,6 +311,9 @@ class ModelRegistry:
             due = model.n_learned - model.n_learned_at_snapshot >= model.spec.snapshot_every
             if (due or result.promotions) and model not in outcome.snapshot_due:
                 outcome.snapshot_due.append(model)
+        if moves:
+            outcome.reroutes = _reroutes(raw, len(items), moves, f"{topic}:{partition}:{offset}")
+            self.n_rerouted += sum(len(elements) for elements in moves.values())
         self.positions[key] = offset + 1
         yield outcome
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,11 +43,20 @@ def learn(reg: ModelRegistry, n: int, start: int = 0, partition: int = 0) -> Non
         reg.handle_events(event(i), topic="ev", partition=partition, offset=i, now=0.0)
 
 
+class Delivered:
+    """What Faust's ``send_soon`` returns, already acknowledged: awaiting it returns at once."""
+
+    def __await__(self) -> Iterator[None]:
+        return iter(())
+
+
 class RecordingFaustTopic:
     """Stands in for a Faust topic: ``send`` records and returns a delivered future."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[bytes, bytes]] = []
+        #: The partition and headers of each message sent with ``send_soon``.
+        self.placed: list[tuple[int | None, list[tuple[str, bytes]] | None]] = []
 
     async def send(self, *, key: bytes, value: bytes) -> asyncio.Future[None]:
         self.sent.append((key, value))
@@ -55,8 +64,13 @@ class RecordingFaustTopic:
         delivered.set_result(None)
         return delivered
 
-    def send_soon(self, *, key: bytes, value: bytes) -> None:
+    def send_soon(
+        self, *, key: bytes, value: bytes, partition: int | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Delivered:  # fmt: skip
         self.sent.append((key, value))
+        self.placed.append((partition, headers))
+        return Delivered()
 
 
 class StandInTopic(SnapshotTopic):

@@ -138,16 +138,14 @@ async def test_hand_over_publishes_a_model_only_when_it_moved(tmp_path: Path) ->
     assert len(topic.infos) == 1
 
 
-def test_an_event_on_the_wrong_partition_is_a_dead_letter() -> None:
+def test_an_event_on_the_wrong_partition_is_moved_to_its_models() -> None:
     reg = registry(partitions=4)
     right = reg.partition_of("m")
     raw = orjson.dumps({"event_id": "1", "model": "m", "features": {"x": 1}, "label": 2.0})
     wrong = (right + 1) % 4
     out = reg.handle_events(raw, topic="ev", partition=wrong, offset=0, now=0.0)
-    assert out.dead_letters[0].error.startswith(
-        f"an event of model 'm' arrived on partition {wrong}, but model 'm' is learned from"
-        f" partition {right} of 4"
-    )
-    assert reg.get("m").n_learned == 0 and reg.get("m").counters.n_dead_letters == 1
-    reg.handle_events(raw, topic="ev", partition=right, offset=0, now=0.0)
+    assert not out.dead_letters and [r.partition for r in out.reroutes] == [right]
+    assert reg.get("m").n_learned == 0
+    reg.handle_events(out.reroutes[0].value, topic="ev", partition=right, offset=0, now=0.0,
+                      rerouted=True)  # fmt: skip
     assert reg.get("m").n_learned == 1

@@ -33,6 +33,7 @@ class Message:
     partition: int
     offset: int
     key: bytes | None
+    headers: list[tuple[str, bytes]] | None = None
 
     @property
     def tp(self) -> tuple[str, int]:
@@ -108,7 +109,9 @@ async def test_a_take_is_learned_and_its_predictions_published_in_one_message(
     harness: Harness,
 ) -> None:
     stream = StandInStream(events([event(i) for i in range(5)]))
-    await harness.learner.consume(stream, harness.registry.iter_events, "learn")
+    await harness.learner.consume(
+        stream, harness.registry.iter_events, "learn", harness.topics.events_topic
+    )
     assert harness.registry.get("m").n_learned == 5
     (message,) = harness.sent("predictions")  # one take, one model: one message
     assert [p["event_id"] for p in message] == ["0", "1", "2", "3", "4"]
@@ -117,7 +120,9 @@ async def test_a_take_is_learned_and_its_predictions_published_in_one_message(
 
 async def test_bad_data_is_a_dead_letter_not_a_crash(harness: Harness) -> None:
     stream = StandInStream(events([b"{", event(1)]))
-    await harness.learner.consume(stream, harness.registry.iter_events, "learn")
+    await harness.learner.consume(
+        stream, harness.registry.iter_events, "learn", harness.topics.events_topic
+    )
     (letter,) = harness.sent("dead_letters")
     assert letter["offset"] == 0 and letter["topic"] == "ev"
     assert harness.registry.get("m").n_learned == 1
@@ -137,7 +142,9 @@ async def test_a_failing_take_is_counted_and_redelivered_from_its_first_message(
         yield from harness.registry.iter_events(value, **where)
 
     first, second = events([event(i) for i in range(3)], start=7), events([event(3)], start=10)
-    await harness.learner.consume(StandInStream(first, second), failing, "learn")
+    await harness.learner.consume(
+        StandInStream(first, second), failing, "learn", harness.topics.events_topic
+    )
     assert harness.n_crashes() == 1
     assert harness.seeks == [(("ev", 0), 7)]  # back to the take's first message
     assert harness.registry.get("m").n_learned == 2  # the event before the failure, and 10
@@ -150,7 +157,7 @@ async def test_a_slice_that_runs_out_flushes_then_yields_to_requests(harness: Ha
         yield None  # the slice ran out inside this message
         yield Outcome(predictions=[prediction])
 
-    await harness.learner.learn_take(events([b"{}", b"{}"]), slow)
+    await harness.learner.learn_take(events([b"{}", b"{}"]), slow, harness.topics.events_topic)
     # Each pause comes after a flush: what was predicted before it is out already.
     assert harness.gate.sent_at_pause[:2] == [0, 1]
     assert len(harness.sent("predictions")) == 2
@@ -161,9 +168,36 @@ async def test_a_due_snapshot_is_taken_and_published_between_messages(tmp_path: 
                      snapshot_every=3)  # fmt: skip
     harness = Harness(registry(m=spec), tmp_path)
     await harness.learner.learn_take(
-        events([event(i) for i in range(7)]), harness.registry.iter_events
+        events([event(i) for i in range(7)]),
+        harness.registry.iter_events,
+        harness.topics.events_topic,
     )
     topic = harness.lifecycle.topic
     assert isinstance(topic, StandInTopic)
     assert [info.offsets["ev:0"] for info in topic.infos] == [3, 6]
     assert harness.lifecycle.store.versions("m") == [1, 2]
+
+
+async def test_a_misplaced_message_is_written_to_its_models_partition_and_waited_for(
+    tmp_path: Path,
+) -> None:
+    harness = Harness(registry(partitions=4), tmp_path)
+    right = harness.registry.partition_of("m")
+    wrong = (right + 1) % 4
+    take = [StandInEvent(event(i), Message("ev", wrong, i, b"other")) for i in range(2)]
+    await harness.learner.learn_take(take, harness.registry.iter_events,
+                                     harness.topics.events_topic)  # fmt: skip
+    topic: RecordingFaustTopic = harness.topics.events_topic
+    assert topic.sent == [(b"m", event(0)), (b"m", event(1))]
+    assert topic.placed == [
+        (right, [("streamlearn-rerouted-from", f"ev:{wrong}:{i}".encode())]) for i in range(2)
+    ]
+    assert harness.registry.get("m").n_learned == 0 and not harness.sent("dead_letters")
+    # The copies, as the consumer of the right partition reads them: learned and counted.
+    sent = zip(topic.sent, topic.placed, strict=True)
+    copies = [StandInEvent(value, Message("ev", right, i, key, headers))
+              for i, ((key, value), (_, headers)) in enumerate(sent)]  # fmt: skip
+    await harness.learner.learn_take(copies, harness.registry.iter_events,
+                                     harness.topics.events_topic)  # fmt: skip
+    counters = harness.registry.get("m").counters
+    assert counters.n_learned == 2 and counters.n_rerouted == 2
