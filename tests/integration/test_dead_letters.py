@@ -39,8 +39,8 @@ BAD: list[tuple[bytes, str]] = [
     (b'{"event_id": "b3", "model": "clicks", "features": [1, 2]}', "features must be an object"),
     (b'{"event_id": "b4", "model": "clicks", "features": {"x": {"y": 1}}}', "features.x must be"),
     (b'{"event_id": "b5", "model": "nobody", "features": {"x": 1}}', "unknown model 'nobody'"),
-    (b'{"event_id": "b6", "model": "prices", "features": {"x": 1}, "label": 2.5}',
-     "arrived on partition"),  # keyed "clicks": not where the events of prices go
+    (b'{"event_id": "b6", "model": "clicks", "features": {"x": 1e300}, "label": true}',
+     "larger in magnitude than 1e+100"),
     (b'{"event_id": "b7", "model": "clicks", "features": {"x": 1}, "ts": "someday"}',
      "ts must be an RFC 3339 string"),
     (orjson.dumps({"event_id": "b8", "model": "clicks", "features": {"x": "y" * 3000}}),
@@ -59,6 +59,9 @@ def test_malformed_events_are_dead_lettered_and_the_good_ones_learned(start_node
     run(produce(bootstrap, node.topic("events"), values, key=b"clicks"))
     wrong_label = b'{"event_id": "p1", "model": "prices", "features": {"x": 1}, "label": "high"}'
     run(produce(bootstrap, node.topic("events"), [wrong_label], key=b"prices"))
+    # Keyed "clicks", so not on the partition of prices: moved there and learned, not lost.
+    misplaced = b'{"event_id": "p2", "model": "prices", "features": {"x": 1}, "label": 2.5}'
+    run(produce(bootstrap, node.topic("events"), [misplaced], key=b"clicks"))
 
     # 10 good events, plus the valid first element of the mixed batch.
     state = node.wait_for("clicks", "n_learned", len(BAD) + 2)
@@ -73,7 +76,8 @@ def test_malformed_events_are_dead_lettered_and_the_good_ones_learned(start_node
     assert node.get("/healthz").status_code == 200
     assert node.get("/readyz").status_code == 200
     # Dead letters naming a known model are counted on it; the rest on the node.
-    assert node.get("/models/prices").json()["n_dead_letters"] == 2
+    prices = node.wait_for("prices", "n_learned", 1)
+    assert prices["n_dead_letters"] == 1 and prices["n_rerouted"] == 1
     assert state["n_dead_letters"] >= 1
     prometheus = node.get("/metrics").text
     assert f"streamlearn_dead_letters_node_total {float(len(BAD) + 1)}" in prometheus
