@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -13,6 +14,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
+from pydantic import ValidationError
+
+from streams.broker.credentials import MECHANISM, SERVICE_USER
 from streams.broker.local import LocalKafka
 from streams.learning.errors import StreamlearnError
 from streams.settings import Settings
@@ -27,20 +31,44 @@ DEMO_STREAMS = (
 )
 
 
-def local_kafka(settings: Settings) -> LocalKafka:
-    """The local broker for these settings."""
+def local_kafka(settings: Settings, *, secure: bool = False) -> LocalKafka:
+    """The local broker for these settings; a ``secure`` one lets the service user use the
+    topics and groups named after the topic prefix and the app id."""
+    password = None
+    # The operator's password is the service user's; one set for another user is not.
+    if settings.kafka_sasl_password and settings.kafka_sasl_username in (None, SERVICE_USER):
+        password = settings.kafka_sasl_password.get_secret_value()
     return LocalKafka(
         settings.state_dir,
         settings.bootstrap_host,
         settings.bootstrap_port,
         version=settings.kafka_version,
         heap=settings.kafka_heap,
+        secure=secure,
+        acl_prefixes=(settings.topic_prefix, settings.app_id),
+        password=password,
     )
 
 
 def _kafka(args: argparse.Namespace, settings: Settings) -> int:
-    broker = local_kafka(settings)
-    if args.action == "start":
+    broker = local_kafka(settings, secure=args.secure)
+    if args.action != "start" and not args.secure:
+        # status and stop find the secure broker of this state directory by themselves.
+        secure = local_kafka(settings, secure=True)
+        if secure.status().managed:
+            broker = secure
+    if args.action == "start" and broker.secure:
+        status = broker.start()
+        # Comments and KEY=value lines only, so the output can be eval'ed or sourced.
+        _say(
+            f"# Apache Kafka {settings.kafka_version} at {status.bootstrap} (SASL_SSL,"
+            f" {MECHANISM}, ACLs): {status.detail}\n"
+            '# load these settings with: set -a; eval "$(streamlearn kafka start --secure)";'
+            " set +a"
+        )
+        for key, value in broker.client_env().items():
+            _say(f"{key}={shlex.quote(value)}")
+    elif args.action == "start":
         status = broker.start()
         _say(f"Apache Kafka {settings.kafka_version} at {status.bootstrap}: {status.detail}")
     elif args.action == "stop":
@@ -48,7 +76,8 @@ def _kafka(args: argparse.Namespace, settings: Settings) -> int:
         _say("stopped" if stopped else "no broker started by streamlearn is running")
     else:
         status = broker.status()
-        _say(f"{status.bootstrap}: {status.detail}")
+        kind = " (SASL_SSL)" if broker.secure else ""
+        _say(f"{status.bootstrap}{kind}: {status.detail}")
         return 0 if status.running else 3
     return 0
 
@@ -62,10 +91,9 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from streams.node import build_node
     from streams.topics import create_topics
 
-    # Before anything else, so that no broker means one clear line instead of a traceback.
-    asyncio.run(
-        wait_for_broker(settings.kafka_bootstrap_servers, settings.kafka_connect_timeout_seconds)
-    )
+    # Before anything else, so that no broker, or one refusing these security settings,
+    # means one clear line instead of a traceback or an endless retry.
+    asyncio.run(wait_for_broker(settings))
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     node = build_node(settings)
@@ -80,8 +108,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.kafka_check import wait_for_broker
     from streams.replay import replay
 
+    # As the worker does: a missing or refusing broker is one line, not a traceback.
+    asyncio.run(wait_for_broker(settings))
     sent = asyncio.run(
         replay(
             settings,
@@ -185,8 +216,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamlearn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    kafka = commands.add_parser("kafka", help="run a local single-node Apache Kafka (KRaft)")
+    kafka = commands.add_parser(
+        "kafka",
+        help="run a local single-node Apache Kafka (KRaft)",
+        description="Run a local single-node Apache Kafka (KRaft) at the bootstrap address"
+        " (controller on the next port), from jars Maven fetches. `start --secure` runs a"
+        " separate broker (its own storage, under <state dir>/kafka-secure) that clients"
+        " reach with SASL_SSL and SCRAM-SHA-512, whose authorizer lets the user streamlearn"
+        " use only the topics and groups named after STREAMLEARN_TOPIC_PREFIX and"
+        " STREAMLEARN_APP_ID, and prints the client settings as KEY=value lines (run it"
+        " again to print them again). If the SASL_SSL settings are set for that user,"
+        " STREAMLEARN_KAFKA_SASL_PASSWORD becomes its password when the storage is first"
+        " formatted. `status` and `stop` find a running secure broker by themselves.",
+    )
     kafka.add_argument("action", choices=["start", "stop", "status"])
+    kafka.add_argument(
+        "--secure", action="store_true",
+        help="SASL_SSL + SCRAM-SHA-512 + ACLs; start prints the client settings",
+    )  # fmt: skip
     kafka.set_defaults(handler=_kafka)
 
     worker = commands.add_parser("worker", help="run a node: the Faust worker and the HTTP API")
@@ -238,11 +285,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         settings = Settings()
+    except ValidationError as exc:
+        sys.stderr.write(f"streamlearn: {_invalid_settings(exc)}\n")
+        return 2
+    try:
         code: int = args.handler(args, settings)
     except StreamlearnError as exc:
         sys.stderr.write(f"streamlearn: {exc}\n")
         return 2
     return code
+
+
+def _invalid_settings(exc: ValidationError) -> str:
+    """One line for every setting pydantic refused, named as the environment variable (the
+    settings hide their input in errors: a refused value may be the Kafka password)."""
+    reasons = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        named = not field or message.startswith("STREAMLEARN_")
+        reasons.append(message if named else f"STREAMLEARN_{field.upper()}: {message}")
+    return "invalid settings: " + "; ".join(reasons)
 
 
 if __name__ == "__main__":
