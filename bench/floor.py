@@ -16,12 +16,17 @@ from typing import Any
 import faust
 import orjson
 
+from streams.credentials import broker_credentials
+from streams.settings import Settings
+
 
 def main() -> None:
     bootstrap, topic_name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     app = faust.App(
         f"floor-{uuid.uuid4().hex[:8]}",
         broker=f"kafka://{bootstrap}",
+        # The security of the environment's STREAMLEARN_KAFKA_* settings, as a node has.
+        broker_credentials=broker_credentials(Settings()),
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
         store="memory://",

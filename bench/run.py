@@ -10,6 +10,12 @@ For each model it measures, on River's Agrawal stream:
 and, once: the Faust floor (an agent that only counts messages, same broker), the
 end-to-end latency at a fixed rate, HTTP predict latency while learning flat out and idle,
 and memory per model and per pending prediction. Figures go to bench/results/latest.json.
+
+The benchmarks start a local plaintext broker of their own, unless the environment names a
+secured one (STREAMLEARN_KAFKA_SECURITY_PROTOCOL other than PLAINTEXT, with its
+STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS and the other STREAMLEARN_KAFKA_* settings): every
+client and node then uses that broker with those settings. Its ACLs must let the user
+create, read and write topics and groups prefixed "b" (the nodes) and "floor-" (the floor).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from river import datasets, metrics
 
 from streams.broker.local import LocalKafka
+from streams.credentials import ClientOptions, client_options
 from streams.learning.model import Limits
 from streams.learning.pipeline import parse_estimator
 from streams.learning.registry import ModelRegistry
@@ -76,8 +83,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def kafka_options() -> ClientOptions:
+    """Security options of every client here, from the environment's STREAMLEARN_KAFKA_*
+    settings (none with the local plaintext broker)."""
+    return client_options(Settings())
+
+
 async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, **kafka_options()
+    )
     await producer.start()
     try:
         futures = [await producer.send(topic, v, key=key) for v in values]
@@ -93,6 +108,7 @@ async def prediction_times(settings: Settings) -> list[float]:
         bootstrap_servers=settings.kafka_bootstrap_servers,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        **client_options(settings),
     )
     await consumer.start()
     stamps: list[float] = []
@@ -132,7 +148,9 @@ class Node:
         self.prefix = prefix or f"b{uuid.uuid4().hex[:8]}."
         self.port = free_port()
         (workdir / "models.toml").write_text(models_toml)
-        self.settings = Settings(kafka_bootstrap_servers=bootstrap, topic_prefix=self.prefix)
+        self.settings = Settings(
+            kafka_bootstrap_servers=bootstrap, topic_prefix=self.prefix, app_id=self.prefix
+        )
         self.env = {
             **os.environ,
             "STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -209,7 +227,7 @@ def node_throughput(
 
 
 async def create_topic(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_options())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, 1, 1)])
@@ -250,10 +268,13 @@ async def end_to_end(node: Node, name: str, rate: float, n: int) -> dict[str, fl
         node.settings.topic_name("predictions"),
         bootstrap_servers=bootstrap,
         auto_offset_reset="latest",
+        **client_options(node.settings),
     )
     await consumer.start()
     await consumer.seek_to_end()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", **client_options(node.settings)
+    )
     await producer.start()
     sent: dict[str, float] = {}
     latencies: list[float] = []
@@ -365,7 +386,21 @@ def challenger_cost(scale: float) -> dict[str, Any]:
     return out
 
 
-def broker(tmp: Path) -> LocalKafka:
+class EnvironmentKafka:
+    """The secured broker the environment names: used as it is, never started or stopped."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+
+    def stop(self) -> bool:
+        return False
+
+
+def broker(tmp: Path) -> LocalKafka | EnvironmentKafka:
+    """A local plaintext broker started for the run, or the environment's secured one."""
+    settings = Settings()
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        return EnvironmentKafka(settings.kafka_bootstrap_servers)
     port = free_port()
     while True:  # the controller listens on port + 1
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from streams.cluster import StreamlearnApp
+from streams.credentials import broker_credentials
 from streams.settings import Settings
 
 
@@ -13,8 +14,10 @@ def create_faust_app(settings: Settings) -> StreamlearnApp:
     return StreamlearnApp(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap_servers}",
+        # Faust passes them to its consumer, its producer and the client creating topics.
+        broker_credentials=broker_credentials(settings),
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.topic_replication_factor,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_max_request_size=settings.max_message_bytes,

@@ -31,6 +31,8 @@ from aiokafka import AIOKafkaProducer
 from river import datasets
 from tqdm import tqdm
 
+from streams.acls import Operation, require_topics
+from streams.credentials import client_options
 from streams.learning.errors import SourceError
 from streams.settings import Settings
 
@@ -123,8 +125,15 @@ async def replay(
     ``batch`` events go in one message (a JSON array; 1 sends single objects). With
     ``label_delay = k > 0`` events go out without their label, and each label follows on the
     labels topic once ``k`` more events have been sent (as River's ``delay=k``).
+
+    Raises
+    ------
+    TopicAccessDenied
+        The broker's ACLs do not let this Kafka user write the topics.
     """
     rows = iter_source(source, limit=limit, label_column=label_column)
+    writes = ["events", "labels"] if label_delay > 0 else ["events"]
+    await require_topics(settings, {settings.topic_name(n): {Operation.WRITE} for n in writes})
     prefix = id_prefix if id_prefix is not None else uuid.uuid4().hex[:8]
     held: deque[dict[str, Any]] = deque()
     async with _Sender(settings, model, batch) as sender:
@@ -159,7 +168,10 @@ class _Sender:
         self.n_events = 0
         self.started = time.monotonic()
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", enable_idempotence=True
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            **client_options(settings),
         )
 
     async def __aenter__(self) -> _Sender:

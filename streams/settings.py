@@ -2,24 +2,48 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class Settings(BaseSettings):
     """Everything a node, the CLI and the local broker read from the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="STREAMLEARN_", extra="ignore")
+    # Validation errors never echo what was given: the input holds the Kafka password.
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMLEARN_", extra="ignore", hide_input_in_errors=True
+    )
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     #: How long a worker waits at start-up for a broker to answer before it stops with one
     #: line naming the address: a broker started at the same moment needs a few seconds.
     kafka_connect_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: How every Kafka client of the project (Faust's, the admin client, the start-up probe,
+    #: replay, the snapshot reader) talks to the broker; the default changes nothing.
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    #: The CA that signed the broker's certificate; without it, the system's trust store
+    #: (what managed services such as Confluent Cloud or MSK need).
+    kafka_ssl_cafile: Path | None = None
+    #: A client certificate and its (unencrypted PEM) key, for brokers that require mutual TLS.
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_check_hostname: bool = True
     topic_prefix: str = "streamlearn."
     topic_partitions: int = Field(default=12, ge=1)
+    #: Copies of each topic the node creates (its contract topics and Faust's own); 1 suits
+    #: the local broker, a managed cluster wants 3 (Confluent Cloud refuses anything else).
+    topic_replication_factor: int = Field(default=1, ge=1, le=32)
     app_id: str = "streamlearn"
     models: Path = Path("models.toml")
     state_dir: Path = Path(".state")
@@ -55,6 +79,56 @@ class Settings(BaseSettings):
     def _strip_scheme(cls, value: str) -> str:
         """Accept ``kafka://host:port`` as well as ``host:port``."""
         return value.removeprefix("kafka://").strip()
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        """Accept ``sasl_ssl`` and ``scram-sha-512`` as Kafka's own clients do."""
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+    @classmethod
+    def _readable(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        """A TLS file is checked now, so that a typo stops the process before it connects."""
+        if value is None:
+            return None
+        name = f"STREAMLEARN_{str(info.field_name).upper()}"
+        if not value.is_file():
+            raise ValueError(f"{name}: {value} is not a file")
+        if not os.access(value, os.R_OK):
+            raise ValueError(f"{name}: {value} is not readable by this user")
+        return value
+
+    @model_validator(mode="after")
+    def _complete_security(self) -> Self:
+        """SASL needs a mechanism, a username and a password; a certificate needs its key."""
+        protocol = self.kafka_security_protocol
+        sasl = {
+            "STREAMLEARN_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
+            "STREAMLEARN_KAFKA_SASL_USERNAME": self.kafka_sasl_username,
+            "STREAMLEARN_KAFKA_SASL_PASSWORD": self.kafka_sasl_password,
+        }
+        missing = [name for name, value in sasl.items() if not value]
+        if self.kafka_uses_sasl and missing:
+            raise ValueError(
+                f"STREAMLEARN_KAFKA_SECURITY_PROTOCOL={protocol} needs {', '.join(missing)}"
+            )
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError(
+                "STREAMLEARN_KAFKA_SSL_CERTFILE and STREAMLEARN_KAFKA_SSL_KEYFILE go together:"
+                " a client certificate needs its key, and a key its certificate"
+            )
+        return self
+
+    @property
+    def kafka_uses_tls(self) -> bool:
+        """Whether connections to the broker are TLS (``SSL`` or ``SASL_SSL``)."""
+        return self.kafka_security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def kafka_uses_sasl(self) -> bool:
+        """Whether the client authenticates with SASL (``SASL_PLAINTEXT`` or ``SASL_SSL``)."""
+        return self.kafka_security_protocol in ("SASL_PLAINTEXT", "SASL_SSL")
 
     @property
     def bootstrap_host(self) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from streams.credentials import client_options
 from streams.learning.errors import SnapshotRefused
 from streams.learning.records import SnapshotPointer
 from streams.learning.snapshots import MAGIC, SnapshotInfo, SnapshotStore, open_sealed
@@ -84,6 +85,7 @@ class SnapshotTopic:
             enable_auto_commit=False,
             max_partition_fetch_bytes=self.settings.max_message_bytes,
             fetch_max_bytes=self.settings.max_message_bytes,
+            **client_options(self.settings),
         )
         latest: dict[str, bytes] = {}
         try:

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaClient
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    InvalidReplicationFactorError,
+    NoError,
+    TopicAlreadyExistsError,
+    TopicAuthorizationFailedError,
+    for_code,
+)
 
-from streams.learning.errors import TopicMismatch
+from streams.acls import Operation, denial, describe_access, require, require_group
+from streams.credentials import client_options
+from streams.kafka_check import quiet
+from streams.learning.errors import TopicAccessDenied, TopicCreationFailed, TopicMismatch
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -72,37 +84,97 @@ def _compacted_config(settings: Settings) -> dict[str, str]:
     }
 
 
+#: What a node does with each contract topic: the ACLs it needs, checked before it starts.
+NODE_NEEDS: Mapping[str, frozenset[Operation]] = {
+    "events": frozenset({Operation.READ}),
+    "labels": frozenset({Operation.READ}),
+    "predictions": frozenset({Operation.WRITE}),
+    "metrics": frozenset({Operation.WRITE}),
+    "drift": frozenset({Operation.WRITE}),
+    "dead-letters": frozenset({Operation.WRITE}),
+    "snapshots": frozenset({Operation.READ, Operation.WRITE}),
+    "promotions": frozenset({Operation.WRITE}),
+}
+
+
+def leader_topic_name(settings: Settings) -> str:
+    """The topic Faust's leader assignor creates and consumes for the group, named by Faust
+    (``faust/assignor/leader_assignor.py``) after the app id, not the topic prefix."""
+    return f"{settings.app_id}-__assignor-__leader"
+
+
 async def create_topics(settings: Settings) -> list[str]:
-    """Create the contract topics that do not exist yet, all with one partition count.
+    """Create the contract topics that do not exist yet, all with one partition count, and
+    check that the broker's ACLs let this node do what it needs with them.
 
     Topics are created here rather than on first write, because a topic auto-created by a
     producer gets the broker's default partition count and breaks co-partitioning.
+
+    Raises
+    ------
+    TopicAccessDenied
+        The Kafka user may not create, read or write a topic, or use the consumer group.
+    TopicMismatch
+        An existing topic keyed by model has another partition count.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    with quiet("aiokafka", below=logging.WARNING):
+        return await _create_topics(settings)
+
+
+async def _create_topics(settings: Settings) -> list[str]:
+    options = client_options(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **options)
+    client = AIOKafkaClient(bootstrap_servers=settings.kafka_bootstrap_servers, **options)
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        wanted = []
-        for name in CONTRACT_TOPICS:
-            full = settings.topic_name(name)
-            if full in existing:
-                continue
-            config = _compacted_config(settings) if name in COMPACTED_TOPICS else {}
-            wanted.append(NewTopic(full, settings.topic_partitions, 1, topic_configs=config))
+        await client.bootstrap()
+        names = {settings.topic_name(name): name for name in CONTRACT_TOPICS}
+        leader = leader_topic_name(settings)
+        access = await describe_access(client, [*names, leader])
+        missing = [full for full in names if not access[full].exists]
+        require(settings, access, {full: {Operation.CREATE} for full in missing})
+        wanted = [_new_topic(settings, names[full]) for full in missing]
         if wanted:
-            try:
-                await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                logger.info("another process created the topics first")
-        keyed = [settings.topic_name(n) for n in ("events", "labels", "snapshots")]
-        for described in await admin.describe_topics(keyed):
-            count = len(described.get("partitions", ()))
+            _check_created(settings, await admin.create_topics(wanted))
+            access.update(await describe_access(client, missing))
+        require(settings, access, {full: NODE_NEEDS[name] for full, name in names.items()})
+        await require_group(settings, admin)
+        leader_needs = {Operation.READ} if access[leader].exists else {Operation.CREATE}
+        require(settings, access, {leader: leader_needs}, grant_prefix=settings.app_id)
+        for name in ("events", "labels", "snapshots"):
+            count = access[settings.topic_name(name)].partitions
             if count and count != settings.topic_partitions:
                 raise TopicMismatch(
-                    f"topic {described['topic']} has {count} partitions but"
+                    f"topic {settings.topic_name(name)} has {count} partitions but"
                     f" STREAMLEARN_TOPIC_PARTITIONS is {settings.topic_partitions}: every node"
                     " must use the partition count the topics were created with"
                 )
         return [t.name for t in wanted]
     finally:
+        await client.close()
         await admin.close()
+
+
+def _new_topic(settings: Settings, name: str) -> NewTopic:
+    config = _compacted_config(settings) if name in COMPACTED_TOPICS else {}
+    return NewTopic(settings.topic_name(name), settings.topic_partitions,
+                    settings.topic_replication_factor, topic_configs=config)  # fmt: skip
+
+
+def _check_created(settings: Settings, response: Any) -> None:
+    """Read the per-topic errors of a ``CreateTopics`` response, which aiokafka returns
+    rather than raises: a topic another node created meanwhile is fine, a refusal is not."""
+    for topic, code, *message in response.topic_errors:
+        error = for_code(code)
+        if error is NoError or error is TopicAlreadyExistsError:
+            if error is TopicAlreadyExistsError:
+                logger.info("another process created topic %s first", topic)
+            continue
+        if error in (TopicAuthorizationFailedError, ClusterAuthorizationFailedError):
+            raise TopicAccessDenied(denial(settings, topic, [Operation.CREATE]))
+        reason = message[0] if message and message[0] else error.description
+        if error is InvalidReplicationFactorError:
+            factor = settings.topic_replication_factor
+            reason = (f"{reason.rstrip('.')}; set STREAMLEARN_TOPIC_REPLICATION_FACTOR (now"
+                      f" {factor}) to what the cluster can give")  # fmt: skip
+        raise TopicCreationFailed(f"the broker refused to create topic {topic!r}: {reason}")

@@ -78,3 +78,41 @@ class TopicMismatch(StreamlearnError, RuntimeError):
 
 class BrokerUnreachable(StreamlearnError, ConnectionError):
     """No Kafka broker answered at the bootstrap servers within the connect timeout."""
+
+
+class BrokerRefused(StreamlearnError, ConnectionError):
+    """A broker answered, but not to these security settings: waiting will not help.
+
+    Subclasses name the cause; the message names the setting to fix, never a secret.
+    """
+
+
+class AuthenticationFailed(BrokerRefused):
+    """The broker rejected the SASL username or password."""
+
+
+class MechanismUnsupported(BrokerRefused):
+    """The broker does not enable the configured SASL mechanism."""
+
+
+class CertificateRejected(BrokerRefused):
+    """A TLS certificate was refused: the broker's (untrusted, or issued for another host)
+    by this client, or this client's (missing or untrusted) by the broker."""
+
+
+class ProtocolMismatch(BrokerRefused):
+    """The broker's listener speaks another security protocol (TLS or not, SASL or not)."""
+
+
+class TlsFilesUnusable(StreamlearnError, ValueError):
+    """The CA, certificate or key file named in the settings exists but cannot be loaded."""
+
+
+class TopicAccessDenied(StreamlearnError, PermissionError):
+    """The broker's ACLs do not let this Kafka user create, read or write a topic (or use
+    its consumer group) that the process needs."""
+
+
+class TopicCreationFailed(StreamlearnError, RuntimeError):
+    """The broker refused to create a contract topic for a reason other than ACLs (a
+    replication factor it cannot meet, a creation policy)."""

@@ -1,4 +1,9 @@
-"""Reading and writing contract topics directly, as any Kafka client would."""
+"""Reading and writing contract topics directly, as any Kafka client would.
+
+Each helper takes the security keyword arguments of every aiokafka client as
+``**client_options`` (see :func:`streams.credentials.client_options`); without them it
+connects in plaintext, as against the session's plain broker.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 
-async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
+async def create_topic(
+    bootstrap: str, topic: str, partitions: int = 1, **client_options: Any
+) -> None:
     """Create ``topic`` (replication 1)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, partitions, 1)])
@@ -22,9 +29,13 @@ async def create_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
         await admin.close()
 
 
-async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes) -> None:
+async def produce(
+    bootstrap: str, topic: str, values: list[bytes], key: bytes, **client_options: Any
+) -> None:
     """Write raw values in order, acks=all."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **client_options
+    )
     await producer.start()
     try:
         for value in values:
@@ -39,11 +50,16 @@ async def consume(
     count: int,
     timeout: float = 60.0,
     until: Callable[[list[Any]], bool] | None = None,
+    **client_options: Any,
 ) -> list[Any]:
     """Decode JSON values from the start of ``topic`` until ``count`` are read (or the values
     read so far satisfy ``until``), or time is up."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        **client_options,
     )
     await consumer.start()
     values: list[Any] = []
