@@ -11,11 +11,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from streams.broker.local import LocalKafka
+from streams.credentials import client_options
+from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +57,27 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
     """A single-node KRaft broker started for this test session."""
     state = tmp_path_factory.mktemp("kafka-state")
     broker = LocalKafka(state, "127.0.0.1", free_port(pairs=True), version=KAFKA_VERSION)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    """A secure broker for this test session: SASL_SSL with SCRAM-SHA-512, and ACLs that
+    let the user ``streamlearn`` use the topics and groups whose names start with ``sl``.
+
+    ``client_env()`` gives its client settings; ``client_env("admin")`` a super user's.
+    """
+    state = tmp_path_factory.mktemp("kafka-secure-state")
+    broker = LocalKafka(
+        state,
+        "127.0.0.1",
+        free_port(pairs=True),
+        version=KAFKA_VERSION,
+        secure=True,
+        acl_prefixes=("sl",),
+    )
     broker.start()
     yield broker
     broker.stop()
@@ -133,6 +157,18 @@ class NodeProcess:
     def topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
+    @property
+    def bootstrap(self) -> str:
+        return self.env["STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS"]
+
+    @property
+    def client_options(self) -> dict[str, Any]:
+        """The security arguments of an aiokafka client reaching this node's broker as the
+        node does (``**node.client_options``)."""
+        kafka = {k.removeprefix("STREAMLEARN_").lower(): v for k, v in self.env.items()
+                 if k.startswith("STREAMLEARN_KAFKA_")}  # fmt: skip
+        return dict(client_options(Settings.model_validate(kafka)))
+
     def get(self, path: str) -> httpx.Response:
         return httpx.get(f"{self.url}{path}", timeout=10)
 
@@ -155,22 +191,46 @@ class NodeProcess:
         raise AssertionError(f"{name}.{counter} = {state.get(counter)}, expected {value}")
 
 
-@pytest.fixture
-def start_node(kafka: str, tmp_path: Path) -> Iterator[object]:
-    """Factory: ``start_node(models_toml, join=None, **env)`` returns a ready
-    :class:`NodeProcess`; with ``join=other`` it joins ``other``'s group (same topics and app
-    id, its own port and state directory)."""
-    nodes: list[NodeProcess] = []
+class NodeFactory:
+    """``factory(models_toml, join=None, **env)`` returns a ready :class:`NodeProcess`; with
+    ``join=other`` it joins ``other``'s group (same topics and app id, its own port and state
+    directory). Every node it started is stopped at the end, and its log checked."""
 
-    def start(models_toml: str, join: NodeProcess | None = None, **env: str) -> NodeProcess:
-        prefix = join.prefix if join else None
-        node = NodeProcess(tmp_path / f"node{len(nodes)}", kafka, models_toml, prefix, **env)
-        nodes.append(node)
+    def __init__(self, broker: LocalKafka, workdir: Path, prefix_start: str = "t") -> None:
+        self.broker = broker
+        self.workdir = workdir
+        self.prefix_start = prefix_start
+        self.nodes: list[NodeProcess] = []
+
+    def __call__(
+        self, models_toml: str, join: NodeProcess | None = None, **env: str
+    ) -> NodeProcess:
+        prefix = join.prefix if join else f"{self.prefix_start}{uuid.uuid4().hex[:8]}."
+        node = NodeProcess(self.workdir / f"node{len(self.nodes)}", self.broker.bootstrap,
+                           models_toml, prefix, **{**self.broker.client_env(), **env})  # fmt: skip
+        self.nodes.append(node)
         node.start()
         return node
 
-    yield start
-    for node in nodes:
-        node.stop()
-    crashed = [node.log for node in nodes if AGENT_CRASH in node.log.read_text(errors="replace")]
-    assert not crashed, f"a Faust agent crashed: see {crashed}"
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        crashed = [n.log for n in self.nodes if AGENT_CRASH in n.log.read_text(errors="replace")]
+        assert not crashed, f"a Faust agent crashed: see {crashed}"
+
+
+@pytest.fixture
+def start_node(kafka_broker: LocalKafka, tmp_path: Path) -> Iterator[NodeFactory]:
+    """Nodes on the session's plaintext broker."""
+    factory = NodeFactory(kafka_broker, tmp_path)
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture
+def start_secure_node(secure_kafka_broker: LocalKafka, tmp_path: Path) -> Iterator[NodeFactory]:
+    """Nodes on the session's SASL_SSL broker, as its user ``streamlearn`` (topic prefixes
+    and app ids start with ``sl``, inside the user's ACL grant)."""
+    factory = NodeFactory(secure_kafka_broker, tmp_path, prefix_start="sl")
+    yield factory
+    factory.stop_all()

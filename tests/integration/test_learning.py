@@ -58,7 +58,8 @@ def test_phishing_replayed_through_kafka_matches_progressive_val_score(
 
     messages = run(consume(node.env["STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS"],
                            node.topic("predictions"), 10**6, timeout=60,
-                           until=lambda values: count(values) >= 1250))  # fmt: skip
+                           until=lambda values: count(values) >= 1250,
+                           **node.client_options))  # fmt: skip
     # At most one predictions message per input message: those taken up together share one.
     assert len(messages) <= -(-1250 // batch)
     predictions = [p for m in messages for p in (m if isinstance(m, list) else [m])]
@@ -74,6 +75,7 @@ def test_phishing_replayed_through_kafka_matches_progressive_val_score(
             count=10_000,
             timeout=20,
             until=lambda values: any(m["n_learned"] == 1250 for m in values),
+            **node.client_options,
         )
     )
     final = published[-1]

@@ -38,8 +38,12 @@ def messages(rows: list[tuple[dict[str, Any], int]], model: str, every_dup: int)
     return out
 
 
-def feed(bootstrap: str, topic: str, values: list[bytes], key: bytes) -> threading.Thread:
-    thread = threading.Thread(target=lambda: asyncio.run(produce(bootstrap, topic, values, key)))
+def feed(
+    bootstrap: str, topic: str, values: list[bytes], key: bytes, **client_options: Any
+) -> threading.Thread:
+    thread = threading.Thread(
+        target=lambda: asyncio.run(produce(bootstrap, topic, values, key, **client_options))
+    )
     thread.start()
     return thread
 
@@ -79,7 +83,7 @@ def test_kill_9_anywhere_loses_nothing_and_learns_nothing_twice(start_node: Any)
     node = start_node(ARF, STREAMLEARN_ADMIN_TOKEN=TOKEN)
     bootstrap = node.env["STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS"]
     values = messages(rows, "arf", every_dup=200)
-    sender = feed(bootstrap, node.topic("events"), values, b"arf")
+    sender = feed(bootstrap, node.topic("events"), values, b"arf", **node.client_options)
     folder = node.workdir / "state" / "snapshots" / "arf"
 
     kills = []

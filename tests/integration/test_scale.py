@@ -66,12 +66,15 @@ def batches(name: str, data: list[tuple[dict[str, Any], int]], size: int) -> lis
     return [orjson.dumps(events[i : i + size]) for i in range(0, len(events), size)]
 
 
-def paced_feed(bootstrap: str, topic: str, data: dict[str, list[bytes]], seconds: float) -> Any:
+def paced_feed(
+    bootstrap: str, topic: str, data: dict[str, list[bytes]], seconds: float,
+    **client_options: Any,
+) -> Any:  # fmt: skip
     """Send every model's messages round-robin, spread over about ``seconds``."""
 
     async def send() -> None:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                    enable_idempotence=True)  # fmt: skip
+                                    enable_idempotence=True, **client_options)  # fmt: skip
         await producer.start()
         try:
             rounds = max(len(v) for v in data.values())
@@ -225,7 +228,8 @@ def test_kill_9_one_of_two_nodes_mid_stream_loses_and_doubles_nothing(start_node
     owner = spread_over([a, b])
     data = {name: rows(name, 3_000) for name in NAMES}
     feed = paced_feed(a.env["STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS"], a.topic("events"),
-                      {n: batches(n, d, 10) for n, d in data.items()}, seconds=15)  # fmt: skip
+                      {n: batches(n, d, 10) for n, d in data.items()}, seconds=15,
+                      **a.client_options)  # fmt: skip
     on_b = [name for name, url in owner.items() if url == b.url]
     wait_until(lambda: all(a.get(f"/models/{n}").json()["n_learned"] > 600 for n in on_b), 60,
                "node b to learn a while")  # fmt: skip
@@ -270,7 +274,8 @@ def test_a_large_snapshot_travels_whole_through_the_topic_to_another_node(
     a = start_node(ARF, **GROUP_ENV)
     data = {"forest": rows("clicks", 1_500)}
     paced_feed(a.env["STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS"], a.topic("events"),
-               {"forest": batches("forest", data["forest"], 100)}, seconds=0).join()  # fmt: skip
+               {"forest": batches("forest", data["forest"], 100)}, seconds=0,
+               **a.client_options).join()  # fmt: skip
     a.wait_for("forest", "n_learned", 1_500)
     a.stop()  # a clean stop hands the model over through the snapshots topic
     shutil.rmtree(a.workdir / "state")  # nothing of a's is left to point at
