@@ -7,9 +7,10 @@ Side by side in one run, on River's Agrawal stream, for ``StandardScaler | Logis
 with the default spec of a binary model otherwise (default metrics, snapshots every 10,000):
   core     the learning core alone (``ModelRegistry.handle_events``): messages on the model's
            partition, against messages on another one whose copies are then handled on it
-  node     a streamlearn node learning a backlog, 500-event and one-event messages: keyed
-           with murmur2 (the right partition), against all written to another partition
-           (every event moved once: written again by the node, then learned)
+  node     a streamlearn node learning a backlog, 500-event and one-event messages, from the
+           moment it is ready until all are learned: keyed with murmur2 (the right
+           partition), against all written to another partition (every event moved once:
+           written again by the node, then learned); best of two runs each
 The cost of a move per event is ``1/moved - 1/right``. Figures go to
 bench/results/reroute.json.
 """
@@ -74,6 +75,8 @@ async def produce(bootstrap: str, topic: str, values: list[bytes], partition: in
 
 
 def node_rate(bootstrap: str, messages: list[bytes], n: int, moved: bool, workdir: Path) -> float:
+    """Events/s of a node learning a backlog: from the moment it is ready until all ``n`` are
+    learned, so that the moves (which publish no prediction) are inside the time measured."""
     toml = f'[models.{NAME}]\ntask = "binary"\npipeline = "{PIPELINE}"\npreprocess = "none"\n'
     node = Node(bootstrap, toml, workdir)
     asyncio.run(create_topics(node.settings))
@@ -83,11 +86,13 @@ def node_rate(bootstrap: str, messages: list[bytes], n: int, moved: bool, workdi
     partition = (right + 1) % partitions if moved else None
     asyncio.run(produce(bootstrap, node.settings.topic_name("events"), messages, partition))
     node.start()
+    started = time.perf_counter()
     try:
-        rate = node.learn_rate(NAME, n)
-        state = node.state(NAME)
+        while (state := node.state(NAME))["n_learned"] < n:
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
         assert state["n_rerouted"] == (n if moved else 0), state["n_rerouted"]
-        return rate
+        return n / elapsed
     finally:
         node.stop()
 
@@ -112,12 +117,14 @@ def main() -> None:
         for label, n, batch in (("batched", int(40_000 * scale), 500),
                                 ("single", int(10_000 * scale), 1)):  # fmt: skip
             messages = event_messages(NAME, rows(n), batch)
-            rates = {
-                placed: node_rate(
-                    kafka.bootstrap, messages, n, placed == "moved", tmp / f"{label}-{placed}"
-                )
-                for placed in ("right", "moved")
-            }
+            # Best of two runs each, alternating, against the noise of a small machine.
+            runs: dict[str, list[float]] = {"right": [], "moved": []}
+            for attempt in range(2):
+                for placed in runs:
+                    workdir = tmp / f"{label}-{placed}-{attempt}"
+                    runs[placed].append(node_rate(kafka.bootstrap, messages, n,
+                                                  placed == "moved", workdir))  # fmt: skip
+            rates = {placed: max(values) for placed, values in runs.items()}
             results[f"node_{label}"] = {**rates, "move_cost_us": cost_us(rates)}
         messages = event_messages(NAME, rows(int(40_000 * scale)), 500)
         rates = core(messages, int(40_000 * scale), 12)

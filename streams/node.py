@@ -91,7 +91,7 @@ def build_node(settings: Settings) -> Node:
         registry=prometheus,
     )
     gate = RequestGate()
-    learner = Learner(topics, lifecycle, gate, cluster.seek, crashes)
+    learner = Learner(topics, lifecycle, gate, cluster.seek, crashes, settings.max_event_bytes)
     register_learn_agents(app, topics, registry, learner)
     register_metrics_timer(
         app, registry, ownership.is_live, topics.metrics_topic, settings.metrics_interval_seconds

@@ -9,6 +9,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
+from streams.agents.move import Mover
 from streams.agents.publish import Publisher
 from streams.gate import RequestGate
 from streams.learning.records import REROUTED_FROM
@@ -46,8 +47,10 @@ class Learner:
         gate: RequestGate,
         seek: Seek,
         crashes: Counter,
+        max_event_bytes: int,
     ) -> None:
         self.topics = topics
+        self.max_event_bytes = max_event_bytes
         self.lifecycle = lifecycle
         self.gate = gate
         self.seek = seek
@@ -82,6 +85,7 @@ class Learner:
         Misplaced elements are written again to their model's partition of ``source``, and
         the take ends once the broker has them."""
         publisher = Publisher(self.topics)
+        mover = Mover(self.max_event_bytes)
         since = time.perf_counter()
         for event in events:
             message = event.message
@@ -102,10 +106,11 @@ class Learner:
                         since = time.perf_counter()
                     else:
                         outcome = step
-                publisher.add(outcome, message.key, source)
+                publisher.add(outcome, message.key)
+                mover.add(outcome.reroutes, source)
             if outcome.snapshot_due:
                 # A snapshot's offsets count every message before it as done.
-                await publisher.delivered()
+                await mover.delivered()
             for model in outcome.snapshot_due:
                 await self.lifecycle.take_and_publish(model)
             if time.perf_counter() - since >= SLICE_SECONDS:
@@ -114,7 +119,7 @@ class Learner:
                 since = time.perf_counter()
         publisher.flush()
         # Faust commits the take's offsets once this returns.
-        await publisher.delivered()
+        await mover.delivered()
 
 
 def _rerouted(headers: Any) -> bool:

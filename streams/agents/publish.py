@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
-from typing import Any
 
-from streams.learning.records import REROUTED_FROM, Prediction, Promotion, Reroute
+from streams.learning.records import Prediction, Promotion
 from streams.learning.registry import Outcome
 from streams.topics import Topics
 
@@ -21,19 +19,14 @@ class Publisher:
     """Collects the predictions of the messages taken together and writes them per model:
     one message (an object, or an array when there are several), because producing a Kafka
     message costs far more than encoding one. Detections and dead letters go out one by one.
-    Everything is handed to the producer's buffer without waiting, in order; only moved
-    messages are waited for (:meth:`delivered`), since they are the one copy of an event.
+    Everything is handed to the producer's buffer without waiting, in order.
     """
 
     def __init__(self, topics: Topics) -> None:
         self.topics = topics
         self._predictions: defaultdict[str, list[Prediction]] = defaultdict(list)
-        self._moving: list[Any] = []
 
-    def add(self, outcome: Outcome, key: bytes | None, topic: Any = None) -> None:
-        """Publish what one message of ``topic`` (its events or labels topic) produced."""
-        for reroute in outcome.reroutes:
-            self.reroute(reroute, topic)
+    def add(self, outcome: Outcome, key: bytes | None) -> None:
         for prediction in outcome.predictions:
             self._predictions[prediction.model].append(prediction)
         for detection in outcome.detections:
@@ -52,26 +45,6 @@ class Publisher:
                 letter.topic, letter.partition, letter.offset, letter.error,
             )  # fmt: skip
             self.topics.dead_letters_topic.send_soon(key=key, value=letter.encode())
-
-    def reroute(self, reroute: Reroute, topic: Any) -> None:
-        """Write misplaced elements again to their model's partition of ``topic``."""
-        self._moving.append(
-            topic.send_soon(
-                key=reroute.key,
-                value=reroute.value,
-                partition=reroute.partition,
-                headers=[(REROUTED_FROM, reroute.source.encode())],
-            )
-        )
-
-    async def delivered(self) -> None:
-        """Return once every moved message is acknowledged by the broker: until then the
-        original's offset must not count as done (a crash would lose the only copy). A copy
-        that is written twice (the original redelivered after a crash) is learned once:
-        models skip event ids they have seen."""
-        moving, self._moving = self._moving, []
-        if moving:
-            await asyncio.gather(*moving)
 
     def promotion(self, promotion: Promotion) -> None:
         """Log and publish one promotion (the agents' and the admin route's alike)."""

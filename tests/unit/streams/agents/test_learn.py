@@ -87,7 +87,8 @@ class Harness:
         self.seeks: list[tuple[Any, int]] = []
         self.prometheus = CollectorRegistry()
         self.crashes = Counter("crashes", "test", registry=self.prometheus)
-        self.learner = Learner(self.topics, self.lifecycle, self.gate, self.seek, self.crashes)
+        self.learner = Learner(self.topics, self.lifecycle, self.gate, self.seek, self.crashes,
+                               max_event_bytes=10_000)  # fmt: skip
 
     async def seek(self, tp: Any, offset: int) -> None:
         self.seeks.append((tp, offset))
@@ -178,26 +179,24 @@ async def test_a_due_snapshot_is_taken_and_published_between_messages(tmp_path: 
     assert harness.lifecycle.store.versions("m") == [1, 2]
 
 
-async def test_a_misplaced_message_is_written_to_its_models_partition_and_waited_for(
+async def test_misplaced_messages_are_written_to_their_models_partition_together(
     tmp_path: Path,
 ) -> None:
     harness = Harness(registry(partitions=4), tmp_path)
     right = harness.registry.partition_of("m")
     wrong = (right + 1) % 4
-    take = [StandInEvent(event(i), Message("ev", wrong, i, b"other")) for i in range(2)]
+    take = [StandInEvent(event(i), Message("ev", wrong, 7 + i, b"other")) for i in range(3)]
     await harness.learner.learn_take(take, harness.registry.iter_events,
                                      harness.topics.events_topic)  # fmt: skip
     topic: RecordingFaustTopic = harness.topics.events_topic
-    assert topic.sent == [(b"m", event(0)), (b"m", event(1))]
-    assert topic.placed == [
-        (right, [("streamlearn-rerouted-from", f"ev:{wrong}:{i}".encode())]) for i in range(2)
-    ]
+    # The take's three one-event messages travel as one array, in their order.
+    [(key, value)] = topic.sent
+    assert key == b"m" and value == b"[" + b",".join(event(i) for i in range(3)) + b"]"
+    assert topic.placed == [(right, [("streamlearn-rerouted-from", f"ev:{wrong}:7-9".encode())])]
     assert harness.registry.get("m").n_learned == 0 and not harness.sent("dead_letters")
-    # The copies, as the consumer of the right partition reads them: learned and counted.
-    sent = zip(topic.sent, topic.placed, strict=True)
-    copies = [StandInEvent(value, Message("ev", right, i, key, headers))
-              for i, ((key, value), (_, headers)) in enumerate(sent)]  # fmt: skip
-    await harness.learner.learn_take(copies, harness.registry.iter_events,
+    # The copy, as the consumer of the right partition reads it: learned and counted.
+    copy = StandInEvent(value, Message("ev", right, 0, key, topic.placed[0][1]))
+    await harness.learner.learn_take([copy], harness.registry.iter_events,
                                      harness.topics.events_topic)  # fmt: skip
     counters = harness.registry.get("m").counters
-    assert counters.n_learned == 2 and counters.n_rerouted == 2
+    assert counters.n_learned == 3 and counters.n_rerouted == 3
