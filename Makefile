@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser run test lint format typecheck up down clean
+.PHONY: help install browser tools run test lint format typecheck up down clean
 
 help:  ## List the tasks
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,14 @@ browser:  ## Debian's Chromium for the dashboard test (installed with apt-get if
 	  echo "installing Debian's chromium for the dashboard test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: $(STAMP) browser  ## The whole test suite (starts its own Kafka broker)
+tools:  ## Debian's Prometheus and Alertmanager for the alerting tests (apt-get if missing)
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null \
+	  && command -v prometheus-alertmanager >/dev/null || { \
+	  echo "installing Debian's prometheus and prometheus-alertmanager for the alerting tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus prometheus-alertmanager >/dev/null; }
+
+test: $(STAMP) browser tools  ## The whole test suite (starts its own Kafka broker)
 	$(BIN)/pytest
 
 lint: $(STAMP)  ## ruff lint and format check
@@ -40,7 +47,7 @@ format: $(STAMP)  ## ruff format and autofix
 typecheck: $(STAMP)  ## mypy, strict
 	$(BIN)/mypy
 
-up:  ## docker compose: Apache Kafka, a node, Prometheus, Grafana
+up:  ## docker compose: Apache Kafka, a node, Prometheus, Alertmanager, Grafana
 	docker compose up --build
 
 down:  ## Stop the compose stack

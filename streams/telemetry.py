@@ -1,7 +1,8 @@
 """Prometheus metrics, read from the live models at scrape time.
 
 A custom collector costs nothing on the per-event path: the counters the models keep anyway
-are turned into Prometheus samples only when ``/metrics`` is scraped.
+are turned into Prometheus samples only when ``/metrics`` is scraped. The alert rules of
+``deploy/prometheus/alerts.yml`` read these series.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -55,6 +57,16 @@ class ModelCollector(Collector):
         pending = GaugeMetricFamily(
             f"{NAMESPACE}_pending_labels", "Predictions waiting for their label.", labels=["model"]
         )
+        pending_max = GaugeMetricFamily(
+            f"{NAMESPACE}_pending_labels_max",
+            "Predictions a model keeps waiting for their label (STREAMLEARN_PENDING_MAX_SIZE).",
+            labels=["model"],
+        )
+        alert_below = GaugeMetricFamily(
+            f"{NAMESPACE}_model_metric_alert_below",
+            "The rolling metric value under which an alert fires (alert_below in the models file).",
+            labels=["model", "metric"],
+        )
         score = GaugeMetricFamily(
             f"{NAMESPACE}_model_metric",
             "Progressive-validation metric of the model.",
@@ -63,6 +75,9 @@ class ModelCollector(Collector):
         for model in models:
             version.add_metric([model.name], model.model_version)
             pending.add_metric([model.name], model.n_pending_labels)
+            pending_max.add_metric([model.name], self.registry.limits.pending_size)
+            for metric, threshold in model.spec.alert_below.items():
+                alert_below.add_metric([model.name, metric], threshold)
             for window, values in (
                 ("cumulative", model.metrics.cumulative()),
                 ("rolling", model.metrics.rolling()),
@@ -88,7 +103,9 @@ class ModelCollector(Collector):
                             )
         yield version
         yield pending
+        yield pending_max
         yield score
+        yield alert_below
         yield candidates
 
 
@@ -130,6 +147,25 @@ class NodeCollector(Collector):
             if state.lag is not None:
                 lag.add_metric(labels, state.lag)
         yield from (info, members, owned, assigned, lag)
+
+
+#: Seconds: prometheus_client's default buckets, with finer ones below 5 ms where a
+#: prediction is answered.
+HTTP_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+
+def build_http_latency(prometheus: CollectorRegistry) -> Histogram:
+    """The HTTP request-latency histogram, in ``prometheus`` (observed by
+    :class:`app.latency.RequestLatency`)."""
+    return Histogram(
+        f"{NAMESPACE}_http_request_duration_seconds",
+        "Time to answer an HTTP request, by method, route template and status class.",
+        labelnames=("method", "route", "status"),
+        buckets=HTTP_LATENCY_BUCKETS,
+        registry=prometheus,
+    )
 
 
 def build_prometheus_registry(registry: ModelRegistry, ownership: Ownership) -> CollectorRegistry:

@@ -11,6 +11,15 @@ Traceback (most recent call last):
 ...
 pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelSpec
   Value error, pipeline: a binary model needs a classifier, and ... is not one ...
+
+``alert_below`` sets, per metric, the rolling value under which Prometheus alerts:
+
+>>> ModelSpec(name="m", task="regression", pipeline="linear_model.LinearRegression()",
+...           alert_below={"MAE": 2.0})
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for ModelSpec
+  Value error, alert_below: MAE is better when smaller, ... choose among R2 ...
 """
 
 from __future__ import annotations
@@ -21,8 +30,17 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from river import base
+from river import metrics as river_metrics
 
 from streams.learning.candidates import expand_grid
 from streams.learning.drift import DriftMonitor
@@ -65,6 +83,8 @@ class ModelSpec(BaseModel):
     snapshot_every: int = Field(default=10_000, ge=1)
     max_categories: int = Field(default=100, ge=1)
     max_features: int = Field(default=10_000, ge=1, le=10_000_000)
+    #: Metric name -> the rolling value under which an alert fires (deploy/prometheus).
+    alert_below: dict[str, FiniteFloat] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -126,7 +146,24 @@ class ModelSpec(BaseModel):
                 f"metrics: {', '.join(unknown)} not available for a {self.task} model;"
                 f" choose from {', '.join(sorted(ALLOWED[self.task]))}"
             )
+        self._check_alert_below()
         return self
+
+    def _check_alert_below(self) -> None:
+        """Each threshold names one of the model's metrics, one that is better when bigger
+        (a falling MAE is good news, not an alert)."""
+        rising = [m for m in self.metrics if getattr(river_metrics, m)().bigger_is_better]
+        for metric in self.alert_below:
+            if metric not in self.metrics:
+                raise ValueError(
+                    f"alert_below: {metric} is not among the model's metrics"
+                    f" {', '.join(self.metrics)}"
+                )
+            if metric not in rising:
+                raise ValueError(
+                    f"alert_below: {metric} is better when smaller, so falling below a value"
+                    f" is no alarm; choose among {', '.join(rising) or 'none of them'}"
+                )
 
     def _check_fits(self, where: str, estimator: Any) -> None:
         if self.task != "regression" and not isinstance(estimator, base.Classifier):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ def test_node_settings_are_real_settings_pointing_at_the_broker() -> None:
 
 def test_prometheus_scrapes_every_node_on_its_port() -> None:
     env = load("docker-compose.yml")["services"]["node"]["environment"]
-    (job,) = load("deploy/prometheus.yml")["scrape_configs"]
+    (job,) = load("deploy/prometheus/prometheus.yml")["scrape_configs"]
     assert job["metrics_path"] == "/metrics"
     (sd,) = job["dns_sd_configs"]
     assert sd["names"] == ["node"]
@@ -73,3 +74,48 @@ def test_the_node_service_scales_to_several_replicas() -> None:
     assert "STREAMLEARN_STATE_DIR" in env
     readme = (ROOT / "README.md").read_text()
     assert "docker compose up --build --scale node=3" in readme
+
+
+def mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """``container path -> file or folder of the repository`` for each bind mount."""
+    out = {}
+    for volume in service["volumes"]:
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            out[target] = ROOT / source
+    return out
+
+
+def test_prometheus_loads_the_alert_rules_and_sends_alerts_to_alertmanager() -> None:
+    services = load("docker-compose.yml")["services"]
+    config = load("deploy/prometheus/prometheus.yml")
+    prometheus = mounts(services["prometheus"])
+    assert prometheus["/etc/prometheus/prometheus.yml"].name == "prometheus.yml"
+    for rules in config["rule_files"]:  # relative to the config file, in both places
+        assert (ROOT / "deploy/prometheus" / rules).is_file()
+        assert prometheus[f"/etc/prometheus/{rules}"] == ROOT / "deploy/prometheus" / rules
+    (alertmanagers,) = config["alerting"]["alertmanagers"]
+    (target,) = alertmanagers["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    alertmanager = services[host]
+    assert alertmanager["image"].startswith("prom/alertmanager:")
+    assert any(p.endswith(f":{port}") for p in alertmanager["ports"])
+    assert mounts(alertmanager)["/etc/alertmanager/alertmanager.yml"].is_file()
+    assert "healthcheck" in alertmanager
+    assert services["prometheus"]["depends_on"][host]["condition"] == "service_healthy"
+
+
+def test_grafana_provisions_the_datasource_and_the_dashboards() -> None:
+    grafana = mounts(load("docker-compose.yml")["services"]["grafana"])
+    sources = grafana["/etc/grafana/provisioning/datasources/streamlearn.yml"]
+    (datasource,) = yaml.safe_load(sources.read_text())["datasources"]
+    assert datasource["url"] == "http://prometheus:9090"
+    (provider,) = yaml.safe_load(
+        grafana["/etc/grafana/provisioning/dashboards/streamlearn.yml"].read_text()
+    )["providers"]
+    folder = grafana[provider["options"]["path"]]
+    dashboards = [json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))]
+    assert [d["uid"] for d in dashboards] == ["streamlearn"]
+    for panel in dashboards[0]["panels"]:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == datasource["uid"], panel["title"]
