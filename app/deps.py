@@ -1,24 +1,32 @@
 """Dependencies injected into route handlers: each the narrow part of the node a route needs.
 
 :func:`app.main.create_api` puts the parts on ``app.state``; a route names what it takes with
-the ``*Dep`` aliases below.
+the ``*Dep`` aliases below, and an admin route its action with :func:`admin_action`.
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client.registry import CollectorRegistry
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.forwarding import Peers, decided_live
+from app.errors import status_of
+from app.forwarding import FORWARDED_FOR_HEADER, FORWARDED_HEADER, Peers, decided_live
 from app.schemas import INVALID_RESPONSE, ErrorOut
 from streams.admin import Admin
+from streams.audit import AuditTrail, fingerprint
 from streams.cluster import Cluster
-from streams.learning.errors import ModelUnavailable
+from streams.learning.errors import ModelUnavailable, StreamlearnError
 from streams.learning.model import OnlineModel
+from streams.learning.records import AuditEntry, Caller
 from streams.learning.registry import ModelRegistry
 from streams.learning.snapshots import SnapshotStore
 from streams.ownership import Ownership
@@ -71,6 +79,11 @@ def get_prometheus(request: Request) -> CollectorRegistry:
     return prometheus
 
 
+def get_audit(request: Request) -> AuditTrail:
+    audit: AuditTrail = request.app.state.audit
+    return audit
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[ModelRegistry, Depends(get_registry)]
 TopicsDep = Annotated[Topics, Depends(get_topics)]
@@ -80,6 +93,7 @@ ClusterDep = Annotated[Cluster, Depends(get_cluster)]
 OwnershipDep = Annotated[Ownership, Depends(get_ownership)]
 PeersDep = Annotated[Peers, Depends(get_peers)]
 PrometheusDep = Annotated[CollectorRegistry, Depends(get_prometheus)]
+AuditDep = Annotated[AuditTrail, Depends(get_audit)]
 
 
 def get_model(name: str, request: Request, registry: RegistryDep) -> OnlineModel:
@@ -117,12 +131,93 @@ MODEL_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 _bearer = HTTPBearer(auto_error=False, description="STREAMLEARN_ADMIN_TOKEN")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+#: Path parameters that are numbers (snapshot versions), recorded as such when they are.
+_NUMERIC_PARAMS = frozenset({"version"})
+
+
+@dataclass
+class AdminCall:
+    """A call of an admin route, as the audit trail records it: the route adds to ``detail``
+    what its action made (the snapshot taken, the version it rolled back to, ...)."""
+
+    action: str
+    model: str
+    who: Caller
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def entry(self, result: str, status_code: int, node: str) -> AuditEntry:
+        now = datetime.now(UTC).isoformat()
+        return AuditEntry(now, self.action, self.model, self.who, result, status_code, node,
+                          self.detail)  # fmt: skip
+
+
+def admin_action(action: str) -> Any:
+    """The dependency of an admin route doing ``action``, first among its parameters: the
+    token is checked before anything else (a caller without it learns nothing, not even
+    whether the model exists), and the call is audited (:mod:`streams.audit`) whatever comes
+    of it, after the route has answered and before the answer leaves.
+
+    ``call: Annotated[AdminCall, admin_action("snapshot")]``
+    """
+
+    async def admin_call(
+        request: Request,
+        settings: SettingsDep,
+        cluster: ClusterDep,
+        audit: AuditDep,
+        credentials: BearerDep,
+    ) -> AsyncIterator[AdminCall]:
+        # A token in another scheme than Bearer (Basic, say) is fingerprinted whole.
+        presented = credentials.credentials if credentials else request.headers.get("authorization")
+        params = {name: int(value) if name in _NUMERIC_PARAMS and value.isdecimal() else value
+                  for name, value in request.path_params.items() if name != "name"}  # fmt: skip
+        call = AdminCall(action, request.path_params.get("name", ""),
+                         caller(request, presented), params)  # fmt: skip
+        try:
+            require_admin(settings, cluster, credentials)
+            yield call
+        except Exception as exc:  # audited, then answered as ever
+            audit.record(call.entry(*_outcome(exc), cluster.url))
+            raise
+        route = request.scope.get("route")
+        status_code = getattr(route, "status_code", None) or status.HTTP_200_OK
+        audit.record(call.entry("ok", status_code, cluster.url))
+
+    return Depends(admin_call, scope="function")
+
+
+def caller(request: Request, presented: str | None) -> Caller:
+    """Who made ``request``: the fingerprint of the token ``presented``, and the client's
+    address. A call another node relayed (``X-Streamlearn-Forwarded-By``) names its original
+    client in the last ``X-Forwarded-For`` entry, which the relaying node appended; the
+    address the call came from is kept with it, which is what vouches for that entry."""
+    peer = request.client.host if request.client else None
+    relayed_by = request.headers.get(FORWARDED_HEADER)
+    if relayed_by is None:
+        return Caller(fingerprint(presented), peer)
+    chain = ",".join(request.headers.getlist(FORWARDED_FOR_HEADER))
+    client = chain.rsplit(",", 1)[-1].strip() or peer
+    return Caller(fingerprint(presented), client, {"node": relayed_by, "address": peer})
+
+
+def _outcome(exc: Exception) -> tuple[str, int]:
+    """The sentence and the status an admin call that raised ``exc`` is answered with."""
+    if isinstance(exc, StarletteHTTPException):
+        return str(exc.detail), exc.status_code
+    if isinstance(exc, StreamlearnError):
+        return str(exc), status_of(exc)
+    if isinstance(exc, RequestValidationError):
+        fields = "; ".join(
+            f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', '')}"
+            for error in exc.errors()
+        )
+        return f"invalid request: {fields}"[:300], status.HTTP_422_UNPROCESSABLE_CONTENT
+    return f"internal error: {type(exc).__name__}", status.HTTP_500_INTERNAL_SERVER_ERROR
 
 
 def require_admin(
-    settings: SettingsDep,
-    cluster: ClusterDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    settings: Settings, cluster: Cluster, credentials: HTTPAuthorizationCredentials | None
 ) -> None:
     """Admin routes need ``Authorization: Bearer $STREAMLEARN_ADMIN_TOKEN``, and change a
     model only while its group is not rebalancing (the change could miss the next owner)."""
@@ -146,8 +241,6 @@ def require_admin(
             headers={"Retry-After": "1"},
         )
 
-
-AdminDep = Annotated[None, Depends(require_admin)]
 
 ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
     **MODEL_RESPONSES,

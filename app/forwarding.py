@@ -22,6 +22,8 @@ from streams.ownership import Ownership
 
 NODE_HEADER = "x-streamlearn-node"
 FORWARDED_HEADER = "x-streamlearn-forwarded-by"
+#: A relayed request names its client's address last here (the owner audits admin calls).
+FORWARDED_FOR_HEADER = "x-forwarded-for"
 #: A listing asks every node; one that is gone must not hold the whole answer up for long.
 GATHER_TIMEOUT = 2.0
 #: Where the decision is kept, in the request's ``scope["state"]`` (``request.state``): the
@@ -66,9 +68,17 @@ class Peers:
         self.timeout = timeout
         self.client = httpx.AsyncClient(timeout=timeout, transport=transport)
 
-    def _headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    def _headers(
+        self, headers: list[tuple[bytes, bytes]], client: str | None = None
+    ) -> list[tuple[bytes, bytes]]:
         kept = [(k, v) for k, v in headers if k.decode("latin-1").lower() not in _NOT_RELAYED]
-        return [*kept, (FORWARDED_HEADER.encode(), self.ownership.url.encode())]
+        relayed = [*kept, (FORWARDED_HEADER.encode(), self.ownership.url.encode())]
+        if client is None:
+            return relayed
+        forwarded_for = FORWARDED_FOR_HEADER.encode()
+        chain = [v for k, v in relayed if k.lower() == forwarded_for] + [client.encode()]
+        return [*(h for h in relayed if h[0].lower() != forwarded_for),
+                (forwarded_for, b", ".join(chain))]  # fmt: skip
 
     async def relay(self, owner: str, scope: Scope, body: bytes) -> httpx.Response:
         """Send the request of ``scope`` to ``owner`` as it came."""
@@ -76,9 +86,9 @@ class Peers:
         url = owner + (raw_path.decode("latin-1") if raw_path else scope["path"])
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
-        return await self.client.request(
-            scope["method"], url, headers=self._headers(scope["headers"]), content=body
-        )
+        client = scope.get("client")
+        headers = self._headers(scope["headers"], client[0] if client else None)
+        return await self.client.request(scope["method"], url, headers=headers, content=body)
 
     async def gather(self, path: str) -> dict[str, Any]:
         """``GET path`` on every other node of the group; the JSON by node, or the error."""

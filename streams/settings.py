@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+LogFormat = Literal["text", "json"]
 
 
 class Settings(BaseSettings):
@@ -71,6 +72,12 @@ class Settings(BaseSettings):
     pending_ttl_seconds: float = Field(default=3_600.0, gt=0)
     metrics_interval_seconds: float = Field(default=10.0, gt=0)
 
+    #: ``text`` for a person at a terminal; ``json``: one JSON object per line, for a log
+    #: pipeline (every line the worker writes, Faust's, aiokafka's and uvicorn's included).
+    log_format: LogFormat = "text"
+    #: How long the audit topic keeps each admin call; applies when the node creates it.
+    audit_retention_days: int = Field(default=90, ge=1, le=36_500)
+
     kafka_version: str = "4.1.1"
     kafka_heap: str = "512m"
 
@@ -85,6 +92,12 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         """Accept ``sasl_ssl`` and ``scram-sha-512`` as Kafka's own clients do."""
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        """Accept ``JSON`` as well as ``json``."""
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
     @classmethod

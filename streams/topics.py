@@ -36,10 +36,13 @@ CONTRACT_TOPICS = (
     "dead-letters",
     "snapshots",
     "promotions",
+    "audit",
 )
 #: Topics keyed by model whose latest value per key is all that matters; their messages may
 #: be as large as a whole snapshot.
 COMPACTED_TOPICS = frozenset({"snapshots"})
+#: The record of every admin call: deleted by age only, after ``STREAMLEARN_AUDIT_RETENTION_DAYS``.
+AUDIT_TOPIC = "audit"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Topics:
     dead_letters_topic: Any
     snapshots_topic: Any
     promotions_topic: Any
+    audit_topic: Any
 
 
 def declare_topics(app: Any, settings: Settings) -> Topics:
@@ -94,6 +98,7 @@ NODE_NEEDS: Mapping[str, frozenset[Operation]] = {
     "dead-letters": frozenset({Operation.WRITE}),
     "snapshots": frozenset({Operation.READ, Operation.WRITE}),
     "promotions": frozenset({Operation.WRITE}),
+    "audit": frozenset({Operation.WRITE}),
 }
 
 
@@ -155,8 +160,20 @@ async def _create_topics(settings: Settings) -> list[str]:
         await admin.close()
 
 
+def _audit_config(settings: Settings) -> dict[str, str]:
+    """Kept by age, never compacted (every call matters, not the last one per model), even
+    where the broker's default retention is short."""
+    return {
+        "cleanup.policy": "delete",
+        "retention.ms": str(settings.audit_retention_days * 86_400_000),
+        "retention.bytes": "-1",
+    }
+
+
 def _new_topic(settings: Settings, name: str) -> NewTopic:
     config = _compacted_config(settings) if name in COMPACTED_TOPICS else {}
+    if name == AUDIT_TOPIC:
+        config = _audit_config(settings)
     return NewTopic(settings.topic_name(name), settings.topic_partitions,
                     settings.topic_replication_factor, topic_configs=config)  # fmt: skip
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter
 
-from app.deps import ADMIN_RESPONSES, MODEL_RESPONSES, ActionsDep, AdminDep, ModelDep
+from app.deps import (
+    ADMIN_RESPONSES,
+    MODEL_RESPONSES,
+    ActionsDep,
+    AdminCall,
+    ModelDep,
+    admin_action,
+)
 from app.schemas import ErrorOut
 
 router = APIRouter(
@@ -34,7 +41,13 @@ async def read_candidates(model: ModelDep) -> dict[str, Any]:
     },
 )
 async def promote_candidate(
-    candidate: str, model: ModelDep, admin: ActionsDep, _: AdminDep
+    call: Annotated[AdminCall, admin_action("promote")],
+    candidate: str,
+    model: ModelDep,
+    admin: ActionsDep,
 ) -> dict[str, Any]:
     """Admin: make a challenger the champion (the old champion is snapshotted first)."""
-    return await admin.promote(model.name, candidate)
+    record = await admin.promote(model.name, candidate)
+    kept = ("from", "to", "snapshot_before", "model_version")
+    call.detail.update({key: record[key] for key in kept if key in record})
+    return record

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, status
 
 from app.deps import (
     ADMIN_RESPONSES,
     MODEL_RESPONSES,
     ActionsDep,
-    AdminDep,
+    AdminCall,
     ModelDep,
     SnapshotsDep,
+    admin_action,
 )
 from app.schemas import ErrorOut, InvalidOut, RestoreOut, SnapshotOut
 
@@ -20,9 +23,12 @@ router = APIRouter(prefix="/models/{name}/snapshots", tags=["snapshots"], respon
 @router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=SnapshotOut, responses=ADMIN_RESPONSES
 )
-async def create_snapshot(model: ModelDep, admin: ActionsDep, _: AdminDep) -> SnapshotOut:
+async def create_snapshot(
+    call: Annotated[AdminCall, admin_action("snapshot")], model: ModelDep, admin: ActionsDep
+) -> SnapshotOut:
     """Admin: snapshot the model now (signed, written atomically, published)."""
     info = await admin.snapshot(model)
+    call.detail.update(version=info.version, offsets=info.offsets, bytes=info.bytes)
     return SnapshotOut(**info.public())
 
 
@@ -46,10 +52,14 @@ async def read_snapshots(model: ModelDep, store: SnapshotsDep) -> list[SnapshotO
     },
 )
 async def restore_snapshot(
-    version: int, model: ModelDep, admin: ActionsDep, _: AdminDep
+    call: Annotated[AdminCall, admin_action("restore")],
+    version: int,
+    model: ModelDep,
+    admin: ActionsDep,
 ) -> RestoreOut:
     """Admin: roll the live model back to a snapshot; it keeps learning from here."""
     restored, info = await admin.rollback(model.name, version)
+    call.detail.update(version=info.version, model_version=restored.model_version)
     return RestoreOut(
         model=restored.name,
         model_version=restored.model_version,

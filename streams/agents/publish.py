@@ -33,6 +33,7 @@ class Publisher:
             logger.info(
                 "drift: %s on %s of %s at n_learned=%d",
                 detection.detector, detection.input, detection.model, detection.n_learned,
+                extra={"model": detection.model},
             )  # fmt: skip
             self.topics.drift_topic.send_soon(
                 key=detection.model.encode(), value=detection.encode()
@@ -43,6 +44,8 @@ class Publisher:
             logger.warning(
                 "dead letter from %s[%d]@%d: %s",
                 letter.topic, letter.partition, letter.offset, letter.error,
+                extra={"model": letter.model, "topic": letter.topic,
+                       "partition": letter.partition, "offset": letter.offset},
             )  # fmt: skip
             self.topics.dead_letters_topic.send_soon(key=key, value=letter.encode())
 
@@ -51,6 +54,7 @@ class Publisher:
         logger.info(
             "promotion in %s: %s -> %s (%s)",
             promotion.model, promotion.from_, promotion.to, promotion.reason,
+            extra={"model": promotion.model},
         )  # fmt: skip
         self.topics.promotions_topic.send_soon(
             key=promotion.model.encode(), value=promotion.encode()

@@ -3,10 +3,11 @@ contract (README, "Wire contract") says; and the JSON Schema of what it reads.
 
 One class per value type: :class:`Prediction` (``predictions``), :class:`MetricsReport`
 (``metrics``), :class:`DriftDetected` (``drift``), :class:`Promotion` (``promotions``),
-:class:`DeadLetter` (``dead-letters``) and :class:`SnapshotPointer` (``snapshots``, for a
-snapshot too large to travel whole); a :class:`Reroute` is an input message written again to
-its model's partition. Events and labels are read, not written, by the node:
-:func:`event_schema` and :func:`label_schema` describe them for the HTTP API, by the rules of
+:class:`DeadLetter` (``dead-letters``), :class:`SnapshotPointer` (``snapshots``, for a
+snapshot too large to travel whole) and :class:`AuditEntry` (``audit``, one per call of an
+admin route); a :class:`Reroute` is an input message written again to its model's partition.
+Events and labels are read, not written, by the node: :func:`event_schema` and
+:func:`label_schema` describe them for the HTTP API, by the rules of
 :mod:`streams.learning.events`. Keys are the model name, except for dead letters, which keep
 the key of the message they came from.
 
@@ -110,9 +111,14 @@ class DeadLetter:
     error: str
     #: The original message as text, cut at 64 KiB.
     payload: str
+    #: The model it names, when it names a declared one: for the log line, not on the wire.
+    model: str | None = None
 
     def encode(self) -> bytes:
-        return orjson.dumps(self)
+        return orjson.dumps(
+            {"topic": self.topic, "partition": self.partition, "offset": self.offset,
+             "error": self.error, "payload": self.payload}
+        )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -174,6 +180,52 @@ class SnapshotPointer:
     def decode(cls, value: builtins.bytes) -> SnapshotPointer:
         document = orjson.loads(value)
         return cls(**{k: document[k] for k in cls.__dataclass_fields__ if k in document})
+
+
+@dataclass(slots=True)
+class Caller:
+    """Who called an admin route: the fingerprint of the token presented (never the token),
+    and the client's address (the original client's, for a call another node relayed)."""
+
+    #: The first 16 hex digits of the SHA-256 of the token presented; ``None`` without one.
+    token_fingerprint: str | None
+    client: str | None
+    #: For a relayed call, the node that relayed it: ``{"node": its URL, "address": the
+    #: address the call came from}``, which is what vouches for ``client``.
+    relayed_by: dict[str, str | None] | None = None
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    """One call of an admin route, whatever came of it (refused calls too): who, what, when,
+    on which node, and the result (``"ok"``, or the error sentence the caller got).
+
+    >>> AuditEntry("2026-01-01T00:00:00+00:00", "restore", "m", Caller("9f86d081884c7d65",
+    ...     "10.0.0.7"), "ok", 200, "http://10.0.0.2:8000", {"version": 3}).encode()
+    b'{"ts":"2026-01-01T00:00:00+00:00","action":"restore","model":"m","who":\
+{"token_fingerprint":"9f86d081884c7d65","client":"10.0.0.7","relayed_by":null},"result":"ok",\
+"status":200,"node":"http://10.0.0.2:8000","detail":{"version":3}}'
+    """
+
+    ts: str
+    #: ``snapshot``, ``restore`` or ``promote``.
+    action: str
+    model: str
+    who: Caller
+    result: str
+    #: The HTTP status the caller got.
+    status: int
+    #: The node that answered (and did what was asked).
+    node: str
+    #: What the action was about and what it made: the version restored, the challenger
+    #: promoted, the snapshot taken.
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self, option=_OPTIONS)
 
 
 #: ``ts``, as :func:`streams.learning.events.parse_ts` reads it: an RFC 3339 string with a

@@ -297,6 +297,8 @@ class ModelRegistry:
                 logger.warning(
                     "model %s raised %s on %s:%d@%d; rewound and dead-lettered",
                     model.name, type(exc).__name__, topic, partition, offset,
+                    extra={"model": model.name, "event_id": item.event_id, "topic": topic,
+                           "partition": partition, "offset": offset},
                 )  # fmt: skip
                 error = _located(_model_error(model, item, exc), i, batch)
                 self._dead_letter(outcome, error, model, raw, where)
@@ -336,5 +338,6 @@ class ModelRegistry:
                 offset,
                 _cut(str(error), ERROR_LIMIT),
                 raw[:PAYLOAD_LIMIT].decode("utf-8", errors="replace"),
+                model.name if model is not None else None,
             )
         )

@@ -12,14 +12,14 @@ from streams.agents.publish import Publisher
 from streams.learning.errors import UnknownCandidate
 from streams.learning.registry import ModelRegistry
 from streams.learning.spec import ModelSpec
-from streams.topics import Topics
+from streams.topics import CONTRACT_TOPICS, Topics
 from tests.unit.streams.factories import RecordingFaustTopic, StandInTopic, lifecycle, registry
 
 
 def admin_over(reg: ModelRegistry, path: Path) -> tuple[Admin, StandInTopic, Topics]:
     cycle = lifecycle(reg, path)
     assert isinstance(cycle.topic, StandInTopic)
-    topics = Topics(*(RecordingFaustTopic() for _ in range(8)))
+    topics = Topics(*(RecordingFaustTopic() for _ in CONTRACT_TOPICS))
     return Admin(reg, cycle, cycle.store, cycle.topic, Publisher(topics)), cycle.topic, topics
 
 

@@ -17,7 +17,7 @@ from streams.learning.records import Prediction
 from streams.learning.registry import ModelRegistry, Outcome
 from streams.learning.spec import ModelSpec
 from streams.rebalance import Lifecycle
-from streams.topics import Topics
+from streams.topics import CONTRACT_TOPICS, Topics
 from tests.unit.streams.factories import (
     RecordingFaustTopic,
     StandInTopic,
@@ -81,7 +81,7 @@ class Harness:
 
     def __init__(self, reg: ModelRegistry, path: Path) -> None:
         self.registry = reg
-        self.topics = Topics(*(RecordingFaustTopic() for _ in range(8)))
+        self.topics = Topics(*(RecordingFaustTopic() for _ in CONTRACT_TOPICS))
         self.lifecycle: Lifecycle = lifecycle(reg, path)
         self.gate = RecordingGate(self.topics.predictions_topic)
         self.seeks: list[tuple[Any, int]] = []
