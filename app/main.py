@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import handle_streamlearn_error
 from app.forwarding import ForwardToOwner, Peers
+from app.latency import RequestLatency
 from app.limits import BodyLimit, unprocessable
 from app.routes import candidates, dashboard, events, health, models, snapshots, telemetry
 from app.schemas import ErrorOut
@@ -97,6 +98,7 @@ def create_api(node: Node) -> FastAPI:
     api.state.topics = node.topics
     api.state.snapshots = node.store
     api.state.admin = node.admin
+    api.state.audit = node.audit
     api.state.cluster = node.cluster
     api.state.ownership = node.ownership
     api.state.prometheus = node.prometheus
@@ -113,6 +115,8 @@ def create_api(node: Node) -> FastAPI:
         max_request_bytes=settings.max_request_bytes,
         session_timeout=settings.session_timeout_seconds,
     )
+    # Times every answer from here in, relayed ones included (in node.prometheus).
+    api.add_middleware(RequestLatency, histogram=node.http_latency)
     # Outermost: no byte past the limit is read, whatever the route and wherever it goes.
     api.add_middleware(
         BodyLimit, max_request_bytes=settings.max_request_bytes, node_url=node.cluster.url

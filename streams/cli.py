@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -19,15 +20,19 @@ from pydantic import ValidationError
 from streams.broker.credentials import MECHANISM, SERVICE_USER
 from streams.broker.local import LocalKafka
 from streams.learning.errors import StreamlearnError
+from streams.logs import configure_logging, worker_logging_config
 from streams.settings import Settings
 
 logger = logging.getLogger("streamlearn")
 
-#: What `streamlearn demo` replays: (source, model) pairs matching the bundled models.toml.
-DEMO_STREAMS = (
-    ("river:Phishing", "phishing"),
-    ("river:ImageSegments", "segments"),
-    ("river:TrumpApproval", "trump"),
+#: What `streamlearn demo` replays, pass after pass: (source, model, events per pass, None for
+#: the whole dataset), for the models of the bundled models.toml.
+DEMO_STREAMS: tuple[tuple[str, str, int | None], ...] = (
+    ("river:Phishing", "phishing", None),
+    ("river:ImageSegments", "segments", None),
+    ("river:TrumpApproval", "trump", None),
+    # Agrawal's loan rule 0, then rule 2 from event 5,000 of each pass: a drift to detect.
+    ("river:synth.ConceptDriftStream(seed=42, position=5000, width=100)", "drifting", 10_000),
 )
 
 
@@ -99,7 +104,15 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     node = build_node(settings)
     loop.run_until_complete(create_topics(settings))
     serve_asgi(node.app, create_api(node), host=settings.http_host, port=settings.http_port)
-    worker = faust.Worker(node.app, loglevel=args.loglevel, loop=loop)
+    worker = faust.Worker(
+        node.app,
+        loglevel=args.loglevel,
+        loop=loop,
+        # Faust configures logging itself when it starts: in json mode, with our formatter.
+        logging_config=worker_logging_config(settings.log_format, args.loglevel),
+        # What Faust prints to the console (not through logging) is not JSON: none of it then.
+        quiet=settings.log_format == "json",
+    )
     # Faust's terminal spinner sets the root logger to DEBUG at levels >= WARNING, which makes
     # every library debug call build a log record on the hot path.
     worker.spinner = None
@@ -138,12 +151,44 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     started_broker = not broker.status().running
     _say(f"Apache Kafka: {broker.start().detail}")
     env = {**os.environ, "STREAMLEARN_MODELS": str(settings.models)}
-    worker = subprocess.Popen([sys.executable, "-m", "streams.cli", "worker"], env=env)
+    # A session of its own, so that Ctrl-C reaches the demo alone, which then stops the worker.
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "worker"], env=env, start_new_session=True
+    )
     base = f"http://{settings.http_host}:{settings.http_port}"
+    passes = 1 if args.exit_after_replay else None
+
+    async def stream_all() -> None:
+        streams = asyncio.gather(
+            *(replay(settings, source, model, limit=limit, rate=args.rate, passes=passes,
+                     progress=False)
+              for source, model, limit in DEMO_STREAMS)
+        )  # fmt: skip
+        try:
+            while not streams.done():
+                await asyncio.wait({streams}, timeout=1.0)
+                if not streams.done() and worker.poll() is not None:
+                    raise StreamlearnError(f"the worker exited with code {worker.returncode}")
+            await streams
+        finally:
+            # On Ctrl-C (or a dead worker) each replay closes its producer while the loop runs.
+            streams.cancel()
+            await asyncio.wait({streams})
+            if not streams.cancelled():
+                streams.exception()  # retrieved, or asyncio logs it as lost
+
     try:
         _wait_ready(base, worker)
+        listed = "\n".join(
+            f"  {model:<9} <- {source}" + (f", {limit:,} events a pass" if limit else "")
+            for source, model, limit in DEMO_STREAMS
+        )
         _say(
-            "\nstreamlearn is learning the bundled demo streams. Look at:\n"
+            f"\nstreamlearn is learning the bundled demo streams at {args.rate:g} events/s each,"
+            f" {'once' if passes == 1 else 'pass after pass, each with new event ids'}:\n"
+            f"{listed}\n"
+            "The drifting stream changes concept in the middle of each pass: watch its drift"
+            " marks.\nLook at:\n"
             f"  {base}/                    the live dashboard\n"
             f"  {base}/models              models, counters and state\n"
             f"  {base}/models/phishing/metrics  live metrics of the Phishing model\n"
@@ -151,25 +196,23 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
             f"  {base}/metrics             Prometheus\n"
             "Press Ctrl-C to stop.\n"
         )
-
-        async def stream_all() -> None:
-            await asyncio.gather(
-                *(replay(settings, source, model, rate=args.rate, progress=False)
-                  for source, model in DEMO_STREAMS)
-            )  # fmt: skip
-
         asyncio.run(stream_all())
-        _say("the demo streams are all sent; the node keeps serving")
-        if args.exit_after_replay:
-            return 0
-        worker.wait()
+        _say("the demo streams are all sent; stopping the node")
     except KeyboardInterrupt:
-        pass
+        _say("\nCtrl-C: stopping the demo streams and the node")
     finally:
+        # A second Ctrl-C must not cut the clean-up short (it ends in a kill if the node hangs).
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         worker.terminate()
-        worker.wait(timeout=30)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
         if started_broker:
             broker.stop()
+        signal.signal(signal.SIGINT, previous)
+    _say("stopped")
     return 0
 
 
@@ -268,11 +311,19 @@ def build_parser() -> argparse.ArgumentParser:
     snapshot.add_argument("name", help="the model")
     snapshot.set_defaults(handler=_snapshot)
 
-    demo = commands.add_parser("demo", help="local Kafka + a node + the bundled demo streams")
+    demo = commands.add_parser(
+        "demo",
+        help="local Kafka + a node + the bundled demo streams, until Ctrl-C",
+        description="Start the local Kafka (unless one answers), a node with the models of"
+        " STREAMLEARN_MODELS (the bundled models.toml) and replay the demo streams into them,"
+        " pass after pass with new event ids, until Ctrl-C stops the streams, the node and the"
+        " broker it started.",
+    )
     demo.add_argument("--rate", type=float, default=200.0, help="events per second per stream")
     demo.add_argument(
-        "--exit-after-replay", action="store_true", help="stop once the streams are sent"
-    )
+        "--exit-after-replay", action="store_true",
+        help="send each stream once, then stop (default: loop until Ctrl-C)",
+    )  # fmt: skip
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -280,14 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``streamlearn`` console command."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    # The one-line `streamlearn: ...` errors below stay plain text whatever
+    # STREAMLEARN_LOG_FORMAT says: they are for a person at a terminal, and said instead of
+    # starting (a log pipeline sees the process exit with code 2).
     try:
         settings = Settings()
     except ValidationError as exc:
         sys.stderr.write(f"streamlearn: {_invalid_settings(exc)}\n")
         return 2
+    configure_logging(settings.log_format)
     try:
         code: int = args.handler(args, settings)
     except StreamlearnError as exc:

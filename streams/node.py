@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from prometheus_client.registry import CollectorRegistry
 
 from streams.admin import Admin
@@ -18,6 +18,7 @@ from streams.agents.learn import Learner, register_learn_agents
 from streams.agents.metrics import register_metrics_timer
 from streams.agents.publish import Publisher
 from streams.app import create_faust_app
+from streams.audit import AuditTrail
 from streams.cluster import Cluster
 from streams.gate import RequestGate
 from streams.learning.model import Limits
@@ -28,7 +29,7 @@ from streams.ownership import Ownership
 from streams.rebalance import Lifecycle
 from streams.settings import Settings
 from streams.snapshot_topic import SnapshotTopic
-from streams.telemetry import build_prometheus_registry
+from streams.telemetry import build_http_latency, build_prometheus_registry
 from streams.topics import Topics, declare_topics
 
 
@@ -45,9 +46,13 @@ class Node:
     lifecycle: Lifecycle
     ownership: Ownership
     admin: Admin
+    #: Every call of an admin route, on the audit topic and in the log.
+    audit: AuditTrail
     #: Learning yields to the HTTP requests it counts.
     gate: RequestGate
     prometheus: CollectorRegistry
+    #: Observed by the HTTP side for every request (in ``prometheus``).
+    http_latency: Histogram
 
 
 def build_node(settings: Settings) -> Node:
@@ -107,6 +112,8 @@ def build_node(settings: Settings) -> Node:
         lifecycle=lifecycle,
         ownership=ownership,
         admin=admin,
+        audit=AuditTrail(topics.audit_topic),
         gate=gate,
         prometheus=prometheus,
+        http_latency=build_http_latency(prometheus),
     )

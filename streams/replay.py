@@ -6,11 +6,17 @@ Sources
 - ``river:synth.Agrawal(seed=42)`` (a synthetic stream, literal keyword arguments only),
 - ``path/to/file.csv`` or ``.jsonl`` (the label in column ``label``, or ``--label-column``).
 
+A source can be replayed several times over (``passes``, ``None`` for ever): each pass after
+the first puts its number in the event id prefix, so a model learns it again instead of
+dropping it as duplicates.
+
 Examples
 --------
 >>> rows = iter_source("river:synth.Agrawal(seed=1)", limit=2)
 >>> [sorted(x)[:2] for x, y in rows]
 [['age', 'car'], ['age', 'car']]
+>>> [event_id for event_id, x, y in numbered_rows("river:TrumpApproval", "p", limit=2, passes=2)]
+['p-0', 'p-1', 'p.1-0', 'p.1-1']
 """
 
 from __future__ import annotations
@@ -46,6 +52,38 @@ def iter_source(
     else:
         rows = _file_rows(Path(source), label_column)
     return itertools.islice(rows, limit)
+
+
+def numbered_rows(
+    source: str,
+    prefix: str,
+    *,
+    limit: int | None = None,
+    passes: int | None = 1,
+    label_column: str = "label",
+) -> Iterator[tuple[str, dict[str, Any], Any]]:
+    """``(event_id, x, y)`` over ``passes`` passes of a source (``None``: until the caller
+    stops), ``limit`` rows each.
+
+    Ids are ``<prefix>-<row>`` in the first pass and ``<prefix>.<k>-<row>`` in pass ``k``
+    (from 1). A pass that yields nothing ends the replay, so an empty source never spins.
+    """
+    # The first pass is opened here, so that a source River does not have fails at once.
+    first = iter_source(source, limit=limit, label_column=label_column)
+
+    def rows() -> Iterator[tuple[str, dict[str, Any], Any]]:
+        pass_rows = first
+        for k in itertools.count() if passes is None else range(passes):
+            if k > 0:
+                pass_rows = iter_source(source, limit=limit, label_column=label_column)
+            pass_prefix = prefix if k == 0 else f"{prefix}.{k}"
+            n_rows = 0
+            for n_rows, (x, y) in enumerate(pass_rows, start=1):
+                yield f"{pass_prefix}-{n_rows - 1}", x, y
+            if n_rows == 0:
+                return
+
+    return rows()
 
 
 def _river_dataset(spec: str) -> Iterator[tuple[dict[str, Any], Any]]:
@@ -118,28 +156,31 @@ async def replay(
     label_column: str = "label",
     label_delay: int = 0,
     batch: int = 1,
+    passes: int | None = 1,
     progress: bool = True,
 ) -> int:
     """Send each row as an event keyed by ``model``; returns how many were sent.
 
     ``batch`` events go in one message (a JSON array; 1 sends single objects). With
     ``label_delay = k > 0`` events go out without their label, and each label follows on the
-    labels topic once ``k`` more events have been sent (as River's ``delay=k``).
+    labels topic once ``k`` more events have been sent (as River's ``delay=k``). ``passes``
+    replays the source that many times (``None``: until cancelled) at one steady ``rate``,
+    ``limit`` rows per pass, with new event ids in each pass (see :func:`numbered_rows`).
 
     Raises
     ------
     TopicAccessDenied
         The broker's ACLs do not let this Kafka user write the topics.
     """
-    rows = iter_source(source, limit=limit, label_column=label_column)
+    prefix = id_prefix if id_prefix is not None else uuid.uuid4().hex[:8]
+    rows = numbered_rows(source, prefix, limit=limit, passes=passes, label_column=label_column)
     writes = ["events", "labels"] if label_delay > 0 else ["events"]
     await require_topics(settings, {settings.topic_name(n): {Operation.WRITE} for n in writes})
-    prefix = id_prefix if id_prefix is not None else uuid.uuid4().hex[:8]
+    total = None if limit is None or passes is None else limit * passes
     held: deque[dict[str, Any]] = deque()
     async with _Sender(settings, model, batch) as sender:
-        with tqdm(total=limit, unit="ev", disable=not progress, desc=f"replay {source}") as bar:
-            for i, (x, y) in enumerate(rows):
-                event_id = f"{prefix}-{i}"
+        with tqdm(total=total, unit="ev", disable=not progress, desc=f"replay {source}") as bar:
+            for event_id, x, y in rows:
                 if len(held) >= label_delay > 0:
                     await sender.add("labels", held.popleft())
                 event: dict[str, Any] = {"event_id": event_id, "model": model, "features": x}
