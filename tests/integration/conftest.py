@@ -89,6 +89,18 @@ def kafka(kafka_broker: LocalKafka) -> str:
     return kafka_broker.bootstrap
 
 
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 30.0) -> None:
+    """SIGTERM, and SIGKILL if ``process`` has not exited within ``timeout`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class NodeProcess:
     """A ``streamlearn worker`` subprocess with its own topics, models file and port."""
 
@@ -146,13 +158,7 @@ class NodeProcess:
         self.process.wait()
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}{name}"

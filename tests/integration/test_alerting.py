@@ -25,7 +25,7 @@ import yaml
 from streams.broker.local import LocalKafka
 from streams.replay import replay
 from streams.settings import Settings
-from tests.integration.conftest import NodeFactory, NodeProcess, free_port
+from tests.integration.conftest import NodeFactory, NodeProcess, free_port, terminate
 
 pytestmark = pytest.mark.integration
 
@@ -125,13 +125,7 @@ class Daemon:
         return self.log.read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
 
 
 def alertmanager_config(webhook: str) -> dict[str, Any]:
