@@ -147,6 +147,9 @@ def _replay(args: argparse.Namespace, settings: Settings) -> int:
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from streams.replay import replay
 
+    # Ctrl-C stops the demo even when it was started with SIGINT ignored (in the background
+    # of a non-interactive shell, as a CI script does): Python then leaves it ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     broker = local_kafka(settings)
     started_broker = not broker.status().running
     _say(f"Apache Kafka: {broker.start().detail}")

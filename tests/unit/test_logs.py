@@ -60,9 +60,15 @@ def global_logging() -> Iterator[None]:
     """Whatever a test does to the process's logging is undone after it."""
     root = logging.getLogger()
     handlers, level, hook = list(root.handlers), root.level, sys.excepthook
+    # Faust's set-up (mode's) sets the levels of library loggers (aiokafka's) too.
+    levels = {name: logger.level for name, logger in logging.root.manager.loggerDict.items()
+              if isinstance(logger, logging.Logger)}  # fmt: skip
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(levels.get(name, logging.NOTSET))
     sys.excepthook = hook
     logging.captureWarnings(False)
 
