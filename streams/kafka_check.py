@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -314,14 +315,26 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+#: Per logger, the levels of the quiet spells under way and the level it had before them.
+_QUIET: dict[str, tuple[list[int], int]] = {}
+_QUIET_LOCK = threading.Lock()
+
+
 @contextmanager
 def quiet(name: str, below: int = logging.CRITICAL) -> Iterator[None]:
     """Drop records below ``below`` from logger ``name`` (and its children) for a while:
     the start-up checks end in one line of their own, not in a library's log."""
     logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(below)
+    with _QUIET_LOCK:  # spells overlap (replays in threads, checks in tasks): count them
+        spells = _QUIET.setdefault(name, ([], logger.level))[0]
+        spells.append(below)
+        logger.setLevel(max(spells))
     try:
         yield
     finally:
-        logger.setLevel(level)
+        with _QUIET_LOCK:
+            spells, level = _QUIET[name]
+            spells.remove(below)
+            logger.setLevel(max(spells) if spells else level)
+            if not spells:
+                del _QUIET[name]

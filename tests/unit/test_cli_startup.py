@@ -25,7 +25,7 @@ from aiokafka.errors import (
 )
 
 from streams.broker.tls import TlsFiles, ensure_certificates
-from streams.kafka_check import _diagnose, wait_for_broker
+from streams.kafka_check import _diagnose, quiet, wait_for_broker
 from streams.learning.errors import (
     AuthenticationFailed,
     BrokerUnreachable,
@@ -276,3 +276,16 @@ def test_a_tls_answer_to_a_plaintext_client_is_recognised() -> None:
 def test_nobody_answering_is_not_a_refusal() -> None:
     for exc in (ConnectionRefusedError(), TimeoutError(), socket.gaierror()):
         assert _diagnose(exc, "broker", 9093, sasl()) == (None, False)
+
+
+def test_overlapping_quiet_spells_give_the_logger_back_as_it_was() -> None:
+    logger = logging.getLogger("aiokafka")
+    before = logger.level
+    first, second = quiet("aiokafka", logging.WARNING), quiet("aiokafka")
+    first.__enter__()
+    second.__enter__()
+    assert logger.level == logging.CRITICAL
+    first.__exit__(None, None, None)  # the first to start ends first
+    assert logger.level == logging.CRITICAL
+    second.__exit__(None, None, None)
+    assert logger.level == before
