@@ -12,9 +12,12 @@ Examples
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Literal
 
 from river import metrics, utils
+
+from streams.learning.scores import KNOWN, Scored, Scores
 
 Task = Literal["binary", "multiclass", "regression"]
 
@@ -42,6 +45,11 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
 class MetricTracker:
     """Cumulative and rolling copies of each metric, updated from one prediction.
 
+    Each prediction is scored once into :class:`~streams.learning.scores.Scores`, counted
+    into the cumulative scores and the rolling ones, and taken off the rolling scores when it
+    leaves the window, so the values are those of River's metrics and of
+    ``utils.Rolling(metric, window_size=window)``, at a fraction of their cost.
+
     Parameters
     ----------
     task
@@ -56,26 +64,41 @@ class MetricTracker:
         self.task = task
         self.names = tuple(names)
         self.window = window
-        self._cumulative = [getattr(metrics, n)() for n in self.names]
-        self._rolling = [utils.Rolling(getattr(metrics, n), window_size=window) for n in self.names]
-        # Decided once: which metrics read the probabilities and which the label.
-        self._wants_proba = tuple(
-            task != "regression" and not m.requires_labels for m in self._cumulative
-        )
+        known = tuple(n for n in self.names if n in KNOWN)
+        self._cumulative = Scores(known, task)
+        self._rolling = Scores(known, task)
+        self._window: deque[Scored] = deque()
+        # Metrics Scores does not know (none of ALLOWED) keep River's own objects.
+        self._river = {
+            n: (getattr(metrics, n)(), utils.Rolling(getattr(metrics, n), window_size=window))
+            for n in self.names
+            if n not in KNOWN
+        }
 
     def update(self, y: Any, y_pred: Any, proba: dict[Any, float] | None) -> None:
         """Score one prediction made before learning, as River's progressive validation does."""
-        for cum, roll, wants_proba in zip(
-            self._cumulative, self._rolling, self._wants_proba, strict=True
-        ):
-            pred = proba if wants_proba else y_pred
-            cum.update(y, pred)
-            roll.update(y, pred)
+        scored = self._cumulative.score(y, y_pred, proba)
+        self._cumulative.add(scored)
+        if len(self._window) == self.window:  # River's Rolling reverts the oldest first
+            self._rolling.remove(self._window.popleft())
+        self._rolling.add(scored)
+        self._window.append(scored)
+        for cumulative, rolling in self._river.values():
+            pred = proba if self.task != "regression" and not cumulative.requires_labels else y_pred
+            cumulative.update(y, pred)
+            rolling.update(y, pred)
 
     def cumulative(self) -> dict[str, float]:
         """Each metric over every labelled event so far."""
-        return {n: float(m.get()) for n, m in zip(self.names, self._cumulative, strict=True)}
+        return self._read(self._cumulative, 0)
 
     def rolling(self) -> dict[str, float]:
         """Each metric over the last ``window`` labelled events."""
-        return {n: float(m.get()) for n, m in zip(self.names, self._rolling, strict=True)}
+        return self._read(self._rolling, 1)
+
+    def _read(self, scores: Scores, which: int) -> dict[str, float]:
+        values = scores.values()
+        if not self._river:
+            return values
+        values |= {n: float(pair[which].get()) for n, pair in self._river.items()}
+        return {n: values[n] for n in self.names}
