@@ -32,7 +32,7 @@ class DedupeWindow:
         seen.expire(now)
         if event_id in seen:
             return True
-        seen.put(event_id, None, now)
+        seen.append(event_id, None, now)
         return False
 
     def __len__(self) -> int:

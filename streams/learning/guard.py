@@ -100,6 +100,8 @@ class FeatureGuard:
             if allowed is False
         )
         self._kind_changes = capabilities.kind_changes is not False
+        # Nothing refused and kinds may change: the kind of a known name needs no checking.
+        self._lenient = not self._refused and self._kind_changes
 
     def __len__(self) -> int:
         return len(self._kinds)
@@ -109,6 +111,15 @@ class FeatureGuard:
         out, and how many were left out; raises :class:`InvalidEvent` naming the first value
         the model cannot take (and then remembers nothing of the event)."""
         kinds, refused = self._kinds, self._refused
+        if self._lenient and x.keys() <= kinds.keys():  # every name known: only the values
+            for name, value in x.items():
+                kind_of = type(value)
+                if kind_of is float or kind_of is int or kind_of is bool:
+                    if value > MAX_MAGNITUDE or value < -MAX_MAGNITUDE:
+                        raise _too_large(name, value)
+                elif kind_of is not str and value is not None:
+                    _kind(name, value)  # raises: not a kind of feature value
+            return x, 0
         new: list[tuple[str, str]] | None = None
         for name, value in x.items():
             # Exact types, inlined: this loop runs for every feature of every event.

@@ -52,6 +52,14 @@ from streams.learning.state import SnapshotState
 __all__ = ["Limits", "OnlineModel", "Step", "build_estimator"]
 
 
+#: Label types that always fit a task, checked by their exact type.
+_LABEL_TYPES: dict[str, frozenset[type]] = {
+    "binary": frozenset({bool}),
+    "multiclass": frozenset({str, int, bool}),
+    "regression": frozenset({float, int}),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Bounds on what a model remembers: the dedupe window and the pending-label store."""
@@ -97,8 +105,10 @@ class OnlineModel(SnapshotState):
         self.last_event_at: datetime | None = None
         self._now = -1.0
         self._ts: str | None = None
-        # Labels of this exact type always fit the task; others go through check_label.
-        self._label_type: type = {"binary": bool, "multiclass": str, "regression": float}[spec.task]
+        # Labels of these exact types always fit the task (binary: ints 0 and 1 too); others
+        # go through check_label.
+        self._label_types = _LABEL_TYPES[spec.task]
+        self._binary = spec.task == "binary"
         #: Next offset to read per ``topic:partition``, as of the snapshot this model came from.
         self.offsets: dict[str, int] = {}
         self.n_learned_at_snapshot = 0
@@ -132,8 +142,10 @@ class OnlineModel(SnapshotState):
         the task or a feature does not fit the pipeline.
         """
         label = event.label
-        if label is not NO_LABEL and type(label) is not self._label_type:
-            self.check_label(label)
+        kind = type(label)
+        if kind not in self._label_types and label is not NO_LABEL:
+            if not (kind is int and self._binary and (label == 0 or label == 1)):
+                self.check_label(label)
         x, dropped = self.guard.admit(event.features)
         # The event keeps the features as the model took them, and how many names were left
         # out: a step taken again (see journal.py) then holds and counts the same.
@@ -155,7 +167,7 @@ class OnlineModel(SnapshotState):
         counters.n_predicted += 1
         step = Step(record=Prediction(event.event_id, self.name, self.model_version, y_pred,
                                       self._ts, proba))  # fmt: skip
-        shadow = self.race.shadow(x)
+        shadow = self.race.shadow(x) if self.race.challengers else None
         if self.drift.watches_features:
             step.detections += self.drift.update_features(x, counters.n_learned, now)
         if label is NO_LABEL:
@@ -200,8 +212,10 @@ class OnlineModel(SnapshotState):
             else:
                 self._react(bool(detections))
         race.champion.estimator.learn_one(x, y)
-        self.policy.learn(x, y)
-        race.learn(x, y, shadow)
+        if self.policy.background is not None:
+            self.policy.learn(x, y)
+        if shadow is not None:
+            race.learn(x, y, shadow)
         counters.n_learned += 1
         n_learned = counters.n_learned
         if hand_over:

@@ -256,18 +256,20 @@ class ModelRegistry:
         topic, partition, offset = where
         key = tp_key(topic, partition)
         since = time.perf_counter()
+        sliced = slice_seconds != float("inf")
         batch = _ARRAY.match(raw) is not None
+        models, journals = self.models, self._journals
         #: Elements to move, by the partition of their model: (index, model name).
         moves: dict[int, list[tuple[int, str]]] = {}
         for i, item in enumerate(items):
-            if time.perf_counter() - since >= slice_seconds:
+            if sliced and time.perf_counter() - since >= slice_seconds:
                 yield None
                 since = time.perf_counter()
             if isinstance(item, InvalidEvent):
-                named = self.models.get(item.model) if item.model else None
+                named = models.get(item.model) if item.model else None
                 self._dead_letter(outcome, item, named, raw, where)
                 continue
-            model = self.models.get(item.model)
+            model = models.get(item.model)
             if model is None:
                 error = InvalidEvent(f"unknown model {item.model!r}", "model")
                 self._dead_letter(outcome, error, None, raw, where)
@@ -284,9 +286,9 @@ class ModelRegistry:
                 continue
             if rerouted:
                 model.counters.n_rerouted += 1
-            journal = self._journals.get(model.name)
+            journal = journals.get(model.name)
             if journal is None:
-                journal = self._journals[model.name] = Journal()
+                journal = journals[model.name] = Journal()
             try:
                 result = journal.run(model, step, item)
             except InvalidEvent as exc:
@@ -305,13 +307,18 @@ class ModelRegistry:
                 continue
             if result.record is not None:
                 outcome.predictions.append(result.record)
-            for d in result.detections:
-                outcome.detections.append(DriftDetected(
-                    model.name, d.at.isoformat(), d.detector, d.input, d.n_learned, d.detail
-                ))  # fmt: skip
-            outcome.promotions += result.promotions
-            due = model.n_learned - model.n_learned_at_snapshot >= model.spec.snapshot_every
-            if (due or result.promotions) and model not in outcome.snapshot_due:
+            if result.detections:
+                for d in result.detections:
+                    outcome.detections.append(DriftDetected(
+                        model.name, d.at.isoformat(), d.detector, d.input, d.n_learned, d.detail
+                    ))  # fmt: skip
+            if result.promotions:
+                outcome.promotions += result.promotions
+            if (
+                result.promotions
+                or model.counters.n_learned - model.n_learned_at_snapshot
+                >= model.spec.snapshot_every
+            ) and model not in outcome.snapshot_due:
                 outcome.snapshot_due.append(model)
         if moves:
             outcome.reroutes = _reroutes(raw, len(items), moves, f"{topic}:{partition}:{offset}")

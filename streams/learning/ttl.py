@@ -10,6 +10,8 @@ Examples
 (0, 0, 1)
 >>> "a" in ttl, ttl.pop("b"), ttl.expire(now=20.0), len(ttl)
 (False, 2, 1, 0)
+>>> ttl.append("d", 4, now=21.0), ttl.append("e", 5, now=22.0), ttl.append("f", 6, now=23.0)
+(0, 0, 1)
 """
 
 from __future__ import annotations
@@ -33,8 +35,24 @@ class TTLMap(Generic[V]):
         they were past their age."""
         gone = self.expire(now)
         items = self._items
+        renewed = key in items
         items[key] = (value, now)
-        items.move_to_end(key)
+        if renewed:
+            items.move_to_end(key)
+        while len(items) > self.max_size:
+            items.popitem(last=False)
+            gone += 1
+        return gone
+
+    def append(self, key: str, value: V, now: float) -> int:
+        """Add an entry for a key the map does not hold, right after :meth:`expire` (what
+        :meth:`put` does, for the newest entry: nothing to expire or to move); returns how
+        many older ones left to make room."""
+        items = self._items
+        items[key] = (value, now)
+        if len(items) <= self.max_size:
+            return 0
+        gone = 0
         while len(items) > self.max_size:
             items.popitem(last=False)
             gone += 1
