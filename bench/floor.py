@@ -1,8 +1,10 @@
-"""The Faust floor: a Faust agent that does nothing but count messages.
+"""The Faust floor: a Faust agent that does nothing but count messages, taking them as the
+node's learn agent does (``stream.take_events(TAKE_MAX, within=TAKE_WITHIN)``, acked per
+take), so that the floor pays Faust's per-message and per-take costs as the node does.
 
 Run by ``bench/run.py`` as its own process:
     python bench/floor.py BOOTSTRAP TOPIC COUNT
-It prints one JSON line ``{"messages": n, "seconds": s}`` (first to last message) and exits.
+It prints one JSON line ``{"messages": n, "seconds": s}`` (first take to last) and exits.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import faust
 import orjson
 
+from streams.agents.learn import TAKE_MAX, TAKE_WITHIN
 from streams.credentials import broker_credentials
 from streams.settings import Settings
 
@@ -37,11 +40,11 @@ def main() -> None:
 
     @app.agent(topic)  # type: ignore[untyped-decorator]
     async def count_messages(stream: Any) -> None:
-        async for _ in stream:
+        async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN):
             if seen["n"] == 0:
                 seen["first"] = time.perf_counter()
-            seen["n"] += 1
-            if seen["n"] == count:
+            seen["n"] += len(events)
+            if seen["n"] >= count:
                 elapsed = time.perf_counter() - seen["first"]
                 # The worker redirects sys.stdout to its logger: write to the descriptor.
                 os.write(1, orjson.dumps({"messages": count, "seconds": elapsed}) + b"\n")

@@ -16,6 +16,7 @@ little; a model whose partition went elsewhere is dropped (:meth:`Lifecycle.on_a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import struct
 import time
@@ -27,7 +28,7 @@ from streams.learning.model import OnlineModel
 from streams.learning.partitioning import tp_key
 from streams.learning.registry import ModelRegistry
 from streams.learning.restore import SnapshotCandidate, choose_snapshot
-from streams.learning.snapshots import SnapshotInfo, SnapshotStore, restricted_loads
+from streams.learning.snapshots import ForkedWrite, SnapshotInfo, SnapshotStore, restricted_loads
 from streams.snapshot_topic import SnapshotTopic
 
 logger = logging.getLogger(__name__)
@@ -59,9 +60,18 @@ class Lifecycle:
         self.restored = False
         #: Held while a message is being learned (in slices) and while a snapshot is taken.
         self.lock = asyncio.Lock()
+        #: The snapshot a child process is writing (:meth:`snapshot_soon`), and the task
+        #: that waits for it and publishes it.
+        self._forked: ForkedWrite | None = None
+        self._writing: asyncio.Task[SnapshotInfo] | None = None
 
     def take(self, model: OnlineModel) -> SnapshotInfo:
-        """Write a snapshot of ``model`` now (atomically, signed); the caller holds the lock."""
+        """Write a snapshot of ``model`` now (atomically, signed); the caller holds the lock.
+        A snapshot still being written in the background is waited for first (blocking; it
+        is rare), so that versions follow each other."""
+        if self._forked is not None:
+            with contextlib.suppress(OSError):  # its failure is its task's to report
+                self._forked.wait()
         offsets = self.registry.offsets_for(model)
         info = self.store.write(model.name, model.snapshot_state(offsets), offsets)
         model.n_learned_at_snapshot = model.n_learned
@@ -73,15 +83,64 @@ class Lifecycle:
 
     async def take_and_publish(self, model: OnlineModel) -> SnapshotInfo:
         """Snapshot between two messages, never in the middle of one; then publish it."""
-        async with self.lock:
-            info = self.take(self.registry.get(model.name))
+        return await asyncio.shield(await self.snapshot_soon(model))
+
+    async def snapshot_soon(self, model: OnlineModel) -> asyncio.Task[SnapshotInfo]:
+        """Snapshot ``model`` between two messages, never in the middle of one: the state is
+        captured now (a fork, under the lock), written by the child process and then
+        published in the background; the task returned does both and returns the snapshot.
+
+        Learning and the loop go on meanwhile: pickling, signing and fsync never block
+        them. The snapshot's offsets are those of the state captured. If the write fails,
+        the model is due again (its next message brings another attempt).
+        """
+        while True:
+            await self.settled()
+            async with self.lock:
+                if self.writing:
+                    continue  # another one started while this waited for the lock
+                model = self.registry.get(model.name)
+                offsets = self.registry.offsets_for(model)
+                forked = self.store.write_forked(model.name, model.snapshot_state(offsets), offsets)
+                before = (model.n_learned_at_snapshot, model.offsets)
+                model.n_learned_at_snapshot = model.n_learned
+                model.offsets = dict(offsets)
+                self._forked = forked
+                self._writing = asyncio.create_task(self._publish_forked(model, forked, before))
+                return self._writing
+
+    async def _publish_forked(
+        self, model: OnlineModel, forked: ForkedWrite, before: tuple[int, dict[str, int]]
+    ) -> SnapshotInfo:
+        """Wait for the child writing ``forked``, then publish what it wrote."""
+        try:
+            info = await asyncio.get_running_loop().run_in_executor(None, forked.wait)
+        except OSError:
+            if self.registry.models.get(model.name) is model:
+                model.n_learned_at_snapshot, model.offsets = before
+            raise
+        logger.info(
+            "snapshot %s v%d (%d bytes) at %s", model.name, info.version, info.bytes, info.offsets
+        )
         await self.topic.publish(info)
         return info
+
+    @property
+    def writing(self) -> bool:
+        """A snapshot is being written or published in the background."""
+        return self._writing is not None and not self._writing.done()
+
+    async def settled(self) -> None:
+        """Return once no snapshot is being written or published in the background (its
+        outcome is its task's)."""
+        while self._writing is not None and self.writing:
+            await asyncio.wait([self._writing])
 
     async def hand_over(self) -> None:
         """Snapshot and publish every live model that has moved since its last snapshot, and
         wait for the broker: whichever node holds it next resumes from here, not from an
         older snapshot. Runs when partitions are revoked and before a clean shutdown."""
+        await self.settled()  # published before, so never after, the hand-over's snapshots
         async with self.lock:
             infos = [
                 self.take(model)

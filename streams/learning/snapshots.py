@@ -20,6 +20,7 @@ streams.learning.errors.SnapshotRefused: snapshot m v1: the signature does not m
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import hmac
 import io
@@ -27,12 +28,15 @@ import os
 import pickle
 import re
 import secrets
+import signal
 import struct
 import tempfile
+import threading
+import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -160,11 +164,33 @@ class SnapshotStore:
 
     def write(self, model: str, state: Any, offsets: dict[str, int]) -> SnapshotInfo:
         """Seal and write the next version atomically; prune past ``retention``."""
+        version = self.next_version(model)
+        self._write(model, version, seal(self.key, model, version, state, offsets))
+        return self.info(model, version)
+
+    def write_forked(self, model: str, state: Any, offsets: dict[str, int]) -> ForkedWrite:
+        """:meth:`write`, by a child process: returns at once, the child seals and writes.
+
+        The child has the memory of this process as it is at the fork, so the snapshot is
+        ``state`` as it is now, whatever this process changes next: a consistent copy for
+        the price of a fork, and the pickling, signing and fsync off this process's loop.
+        One at a time (versions are numbered when the child starts): wait for the last one
+        before starting another or calling :meth:`write`.
+        """
+        version = self.next_version(model)
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            _write_and_exit(self, model, version, state, offsets, parent)
+        return ForkedWrite(self, model, version, pid)
+
+    def next_version(self, model: str) -> int:
+        versions = self.versions(model)
+        return (versions[-1] + 1) if versions else 1
+
+    def _write(self, model: str, version: int, data: bytes) -> None:
         folder = self.directory / model
         folder.mkdir(parents=True, exist_ok=True)
-        versions = self.versions(model)
-        version = (versions[-1] + 1) if versions else 1
-        data = seal(self.key, model, version, state, offsets)
         path = folder / f"v{version:08d}.snapshot"
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".incoming-")
         try:
@@ -177,9 +203,9 @@ class SnapshotStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         _fsync_dir(folder)
-        for old in versions[: max(0, len(versions) + 1 - self.retention)]:
+        versions = self.versions(model)
+        for old in versions[: max(0, len(versions) - self.retention)]:
             (folder / f"v{old:08d}.snapshot").unlink(missing_ok=True)
-        return self.info(model, version)
 
     def versions(self, model: str) -> list[int]:
         """Versions on disk, oldest first (half-written files never count)."""
@@ -220,6 +246,74 @@ class SnapshotStore:
         if not path.is_file():
             raise SnapshotNotFound(f"no snapshot v{version} of model {model!r}")
         return path
+
+
+class ForkedWrite:
+    """A snapshot being written by a child process (:meth:`SnapshotStore.write_forked`)."""
+
+    def __init__(self, store: SnapshotStore, model: str, version: int, pid: int) -> None:
+        self.store = store
+        self.model = model
+        self.version = version
+        self.pid = pid
+        self._exit_code: int | None = None
+        self._reaping = threading.Lock()
+
+    @property
+    def done(self) -> bool:
+        return self._exit_code is not None
+
+    def wait(self) -> SnapshotInfo:
+        """Block until the child has exited; what it wrote. Raises :class:`OSError` if it
+        wrote nothing. Any thread may call it, any number of times."""
+        with self._reaping:
+            if self._exit_code is None:
+                try:
+                    self._exit_code = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+                except ChildProcessError:  # reaped by someone else: the file tells
+                    written = self.version in self.store.versions(self.model)
+                    self._exit_code = 0 if written else 1
+        if self._exit_code != 0:
+            raise OSError(
+                f"the process writing snapshot {self.model} v{self.version} failed"
+                f" (exit code {self._exit_code}; its traceback is in the log)"
+            )
+        return self.store.info(self.model, self.version)
+
+
+def _write_and_exit(
+    store: SnapshotStore, model: str, version: int, state: Any, offsets: dict[str, int],
+    parent: int,
+) -> NoReturn:  # fmt: skip
+    """The child of :meth:`SnapshotStore.write_forked`: write, then exit at once (no cleanup
+    of the parent's resources, which it shares: sockets, the event loop, buffered files)."""
+    code = 1
+    try:
+        # Signals are the parent's business (its handlers would write to its loop's wakeup
+        # fd); the child dies with the parent, as a write inside the parent would have.
+        if threading.current_thread() is threading.main_thread():
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, signal.SIG_DFL)
+        _die_with(parent)
+        store._write(model, version, seal(store.key, model, version, state, offsets))
+        code = 0
+    except BaseException:  # reported by the exit code; the traceback goes to the log
+        os.write(2, traceback.format_exc().encode(errors="replace"))
+    finally:
+        os._exit(code)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when ``parent`` dies (Linux); exit if it already
+    has."""
+    try:
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the write may outlive the parent
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def load_key(configured: str | None, state_dir: Path) -> bytes:

@@ -149,3 +149,46 @@ def test_an_event_on_the_wrong_partition_is_moved_to_its_models() -> None:
     reg.handle_events(out.reroutes[0].value, topic="ev", partition=right, offset=0, now=0.0,
                       rerouted=True)  # fmt: skip
     assert reg.get("m").n_learned == 1
+
+
+async def test_a_background_snapshot_holds_the_state_it_was_taken_at(tmp_path: Path) -> None:
+    reg = registry()
+    writer = lifecycle(reg, tmp_path)
+    learn(reg, 10)
+    written = await writer.snapshot_soon(reg.get("m"))
+    learn(reg, 5, start=10)  # learned while the child writes
+    info = await written
+    assert info.offsets == {"ev:0": 10, "lb:0": 0} and not writer.writing
+    state, _ = writer.store.read("m", info.version)
+    assert state["counters"].n_learned == 10
+    assert reg.get("m").n_learned_at_snapshot == 10
+
+
+async def test_a_failed_background_snapshot_leaves_the_model_due(tmp_path: Path) -> None:
+    reg = registry()
+    writer = lifecycle(reg, tmp_path)
+    learn(reg, 10)
+    (tmp_path / "m").write_text("a file where the model's folder goes")  # the child fails
+    model = reg.get("m")
+    written = await writer.snapshot_soon(model)
+    assert model.n_learned_at_snapshot == 10  # taken, as far as learning knows
+    try:
+        await written
+    except OSError as exc:
+        assert "exit code 1" in str(exc)
+    else:
+        raise AssertionError("the write should have failed")
+    assert model.n_learned_at_snapshot == 0 and model.offsets == {}
+
+
+async def test_a_hand_over_comes_after_the_background_snapshot(tmp_path: Path) -> None:
+    reg = registry()
+    writer = lifecycle(reg, tmp_path)
+    writer.live.add("m")
+    learn(reg, 10)
+    await writer.snapshot_soon(reg.get("m"))
+    learn(reg, 5, start=10)
+    await writer.hand_over()
+    topic = writer.topic
+    assert isinstance(topic, StandInTopic)
+    assert [(i.version, i.offsets["ev:0"]) for i in topic.infos] == [(1, 10), (2, 15)]
