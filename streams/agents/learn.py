@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -14,17 +15,24 @@ from streams.agents.publish import Publisher
 from streams.gate import RequestGate
 from streams.learning.records import REROUTED_FROM
 from streams.learning.registry import ModelRegistry, Outcome
+from streams.learning.snapshots import SnapshotInfo
 from streams.rebalance import Lifecycle
 from streams.topics import Topics
 
 #: Messages are taken from the stream up to this many at a time (or what arrived within
-#: ``TAKE_WITHIN`` seconds): Faust's per-message cost is then paid once per take.
+#: ``TAKE_WITHIN`` seconds): Faust's per-message cost is then paid once per take. A backlog
+#: fills takes at once; a trickle waits at most ``TAKE_WITHIN`` (part of its latency).
 TAKE_MAX = 500
-TAKE_WITHIN = 0.005
+TAKE_WITHIN = 0.002
 #: Learning runs in slices of this much time. Between slices it lets the loop run, and while
 #: HTTP requests are in flight it keeps yielding until they are answered
-#: (:meth:`streams.gate.RequestGate.pause`).
-SLICE_SECONDS = 0.005
+#: (:meth:`streams.gate.RequestGate.pause`). A request that arrives mid-slice waits for the
+#: rest of it, so the slice bounds what learning adds to a request's latency.
+SLICE_SECONDS = 0.002
+#: Between slices, predictions are written once this much time has passed since they last
+#: were (and at the end of every take): a predictions message per slice would cost more than
+#: the slice's learning.
+FLUSH_SECONDS = 0.01
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +78,12 @@ class Learner:
                 logger.exception("the %s agent failed on a take; it is redelivered", agent)
                 await self.redeliver(events)
 
+    def _snapshot_written(self, written: asyncio.Task[SnapshotInfo]) -> None:
+        """A background snapshot failed: counted and logged (its model is due again)."""
+        if not written.cancelled() and (exc := written.exception()) is not None:
+            self.crashes.inc()
+            logger.error("a snapshot failed; it is taken again", exc_info=exc)
+
     async def redeliver(self, events: list[Any]) -> None:
         """Seek each partition of the take back to its first message."""
         first: dict[Any, int] = {}
@@ -86,7 +100,7 @@ class Learner:
         the take ends once the broker has them."""
         publisher = Publisher(self.topics)
         mover = Mover(self.max_event_bytes)
-        since = time.perf_counter()
+        since = flushed = time.perf_counter()
         for event in events:
             message = event.message
             async with self.lifecycle.lock:  # a snapshot never sees half a message
@@ -97,11 +111,12 @@ class Learner:
                     partition=message.partition,
                     offset=message.offset,
                     now=time.time(),
-                    slice_seconds=SLICE_SECONDS - (time.perf_counter() - since),
+                    slice_seconds=SLICE_SECONDS,
+                    slice_started=since,
                     rerouted=_rerouted(message.headers),
                 ):
                     if step is None:  # the slice ran out inside a large message
-                        publisher.flush()
+                        flushed = _flush_if_due(publisher, flushed)
                         await self.gate.pause()
                         since = time.perf_counter()
                     else:
@@ -112,14 +127,27 @@ class Learner:
                 # A snapshot's offsets count every message before it as done.
                 await mover.delivered()
             for model in outcome.snapshot_due:
-                await self.lifecycle.take_and_publish(model)
+                # Captured now, written and published in the background (after the one
+                # before it, if that is still being written).
+                written = await self.lifecycle.snapshot_soon(model)
+                written.add_done_callback(self._snapshot_written)
             if time.perf_counter() - since >= SLICE_SECONDS:
-                publisher.flush()
+                flushed = _flush_if_due(publisher, flushed)
                 await self.gate.pause()
                 since = time.perf_counter()
         publisher.flush()
         # Faust commits the take's offsets once this returns.
         await mover.delivered()
+
+
+def _flush_if_due(publisher: Publisher, flushed: float) -> float:
+    """Write the predictions collected if :data:`FLUSH_SECONDS` have passed since ``flushed``
+    (when they were last written); when they last were, now."""
+    now = time.perf_counter()
+    if now - flushed < FLUSH_SECONDS:
+        return flushed
+    publisher.flush()
+    return now
 
 
 def _rerouted(headers: Any) -> bool:

@@ -218,21 +218,25 @@ class ModelRegistry:
 
     def iter_events(
         self, raw: bytes, *, topic: str, partition: int, offset: int, now: float,
-        slice_seconds: float = float("inf"), rerouted: bool = False,
+        slice_seconds: float = float("inf"), slice_started: float | None = None,
+        rerouted: bool = False,
     ) -> Iterator[Outcome | None]:  # fmt: skip
         """:meth:`handle_events` in slices: ``None`` is yielded each time ``slice_seconds`` of
-        work have passed (so a caller can let others run), and the outcome at the end."""
+        work have passed (so a caller can let others run), and the outcome at the end. The
+        first slice began at ``slice_started`` (a ``time.perf_counter()``; now if None), so
+        that a caller's slice can span several messages; each later one is a whole slice."""
 
         def step(model: OnlineModel, event: Event) -> Step:
             return model.process(event, now)
 
         items = decode_events(raw, self.max_event_bytes)
-        return self._handle(items, step, raw, (topic, partition, offset), slice_seconds,
-                            rerouted)  # fmt: skip
+        return self._handle(items, step, raw, (topic, partition, offset),
+                            (slice_seconds, slice_started), rerouted)  # fmt: skip
 
     def iter_labels(
         self, raw: bytes, *, topic: str, partition: int, offset: int, now: float,
-        slice_seconds: float = float("inf"), rerouted: bool = False,
+        slice_seconds: float = float("inf"), slice_started: float | None = None,
+        rerouted: bool = False,
     ) -> Iterator[Outcome | None]:  # fmt: skip
         """:meth:`handle_labels` in slices, as :meth:`iter_events`."""
 
@@ -240,8 +244,8 @@ class ModelRegistry:
             return model.process_label(label, now)
 
         items = decode_labels(raw, self.max_event_bytes)
-        return self._handle(items, step, raw, (topic, partition, offset), slice_seconds,
-                            rerouted)  # fmt: skip
+        return self._handle(items, step, raw, (topic, partition, offset),
+                            (slice_seconds, slice_started), rerouted)  # fmt: skip
 
     def _handle(
         self,
@@ -249,13 +253,14 @@ class ModelRegistry:
         step: Callable[[OnlineModel, Any], Step],
         raw: bytes,
         where: tuple[str, int, int],
-        slice_seconds: float,
+        slicing: tuple[float, float | None],
         rerouted: bool,
     ) -> Iterator[Outcome | None]:
         outcome = Outcome()
         topic, partition, offset = where
         key = tp_key(topic, partition)
-        since = time.perf_counter()
+        slice_seconds, started = slicing
+        since = time.perf_counter() if started is None else started
         sliced = slice_seconds != float("inf")
         batch = _ARRAY.match(raw) is not None
         models, journals = self.models, self._journals

@@ -3,6 +3,8 @@ partition that moved away leaves behind, and learning in slices."""
 
 from __future__ import annotations
 
+import time
+
 import orjson
 
 from streams.learning.model import Limits
@@ -93,6 +95,19 @@ def test_a_large_message_is_learned_in_slices() -> None:
     last = steps[-1]
     assert last is not None and len(last.predictions) == 2_000
     assert reg.get(a).n_learned == 2_000
+
+
+def test_a_message_that_starts_late_in_a_slice_yields_once_then_has_whole_slices() -> None:
+    # The caller's slice began long ago: the first check yields, and what follows is a whole
+    # slice (an hour here), not the little that was left of the caller's (which once made
+    # every element of the message yield).
+    reg, a, _ = registry()
+    raw = orjson.dumps([event(a, i) for i in range(200)])
+    steps = list(reg.iter_events(raw, topic="ev", partition=reg.partition_of(a), offset=0,
+                                 now=0.0, slice_seconds=3600.0,
+                                 slice_started=time.perf_counter() - 7200))  # fmt: skip
+    assert steps[0] is None and all(step is not None for step in steps[1:])
+    assert len(steps) == 2 and reg.get(a).n_learned == 200
 
 
 def test_labels_complete_predictions_parked_by_events() -> None:

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from streams.agents import learn
 from streams.agents.learn import Learner
 from streams.gate import RequestGate
 from streams.learning.records import Prediction
@@ -151,20 +152,51 @@ async def test_a_failing_take_is_counted_and_redelivered_from_its_first_message(
     assert harness.registry.get("m").n_learned == 2  # the event before the failure, and 10
 
 
-async def test_a_slice_that_runs_out_flushes_then_yields_to_requests(harness: Harness) -> None:
-    prediction = Prediction("e1", "m", 1, 1.0, None)
+def _slow(value: bytes, **where: Any) -> Iterator[Outcome | None]:
+    yield None  # the slice ran out inside this message
+    yield Outcome(predictions=[Prediction("e1", "m", 1, 1.0, None)])
 
-    def slow(value: bytes, **where: Any) -> Iterator[Outcome | None]:
-        yield None  # the slice ran out inside this message
-        yield Outcome(predictions=[prediction])
 
-    await harness.learner.learn_take(events([b"{}", b"{}"]), slow, harness.topics.events_topic)
+async def test_a_slice_that_runs_out_flushes_then_yields_to_requests(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(learn, "FLUSH_SECONDS", 0.0)
+    await harness.learner.learn_take(events([b"{}", b"{}"]), _slow, harness.topics.events_topic)
     # Each pause comes after a flush: what was predicted before it is out already.
     assert harness.gate.sent_at_pause[:2] == [0, 1]
     assert len(harness.sent("predictions")) == 2
 
 
+async def test_predictions_are_flushed_between_slices_at_most_every_flush_seconds(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(learn, "FLUSH_SECONDS", 60.0)
+    await harness.learner.learn_take(events([b"{}", b"{}"]), _slow, harness.topics.events_topic)
+    assert harness.gate.sent_at_pause[:2] == [0, 0]
+    (message,) = harness.sent("predictions")  # the take's end flushes, once
+    assert len(message) == 2
+
+
 async def test_a_due_snapshot_is_taken_and_published_between_messages(tmp_path: Path) -> None:
+    spec = ModelSpec(name="m", task="regression", pipeline="linear_model.LinearRegression()",
+                     snapshot_every=3)  # fmt: skip
+    harness = Harness(registry(m=spec), tmp_path)
+    for take in (events([event(i) for i in range(4)]), events([event(i) for i in range(4, 7)], 4)):
+        await harness.learner.learn_take(
+            take, harness.registry.iter_events, harness.topics.events_topic
+        )
+        await harness.lifecycle.settled()  # written by a child process, then published
+    topic = harness.lifecycle.topic
+    assert isinstance(topic, StandInTopic)
+    assert [info.offsets["ev:0"] for info in topic.infos] == [3, 6]
+    assert harness.lifecycle.store.versions("m") == [1, 2]
+    state, info = harness.lifecycle.store.read("m", 1)
+    # The state as it was at the fork, though the 4th event was learned right after it.
+    assert state["counters"].n_learned == 3 and info.offsets["ev:0"] == 3
+    assert harness.registry.get("m").n_learned == 7 and harness.n_crashes() == 0
+
+
+async def test_a_snapshot_due_while_another_is_written_comes_after_it(tmp_path: Path) -> None:
     spec = ModelSpec(name="m", task="regression", pipeline="linear_model.LinearRegression()",
                      snapshot_every=3)  # fmt: skip
     harness = Harness(registry(m=spec), tmp_path)
@@ -173,6 +205,7 @@ async def test_a_due_snapshot_is_taken_and_published_between_messages(tmp_path: 
         harness.registry.iter_events,
         harness.topics.events_topic,
     )
+    await harness.lifecycle.settled()
     topic = harness.lifecycle.topic
     assert isinstance(topic, StandInTopic)
     assert [info.offsets["ev:0"] for info in topic.infos] == [3, 6]
