@@ -24,6 +24,7 @@ import ctypes
 import hashlib
 import hmac
 import io
+import logging
 import os
 import pickle
 import re
@@ -82,6 +83,8 @@ ALLOWED_NAMES = frozenset(
     | {("numpy.random", "RandomState"), ("numpy.random._mt19937", "MT19937"),
        ("numpy.random._pcg64", "PCG64"), ("numpy.random._generator", "Generator")}
 )  # fmt: skip
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +182,13 @@ class SnapshotStore:
         """
         version = self.next_version(model)
         parent = os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # no room for a child (a strict memory overcommit): write here
+            logger.warning("snapshot %s v%d written in the node itself: fork failed (%s)",
+                           model, version, exc)  # fmt: skip
+            self._write(model, version, seal(self.key, model, version, state, offsets))
+            return ForkedWrite(self, model, version, pid=None)
         if pid == 0:
             _write_and_exit(self, model, version, state, offsets, parent)
         return ForkedWrite(self, model, version, pid)
@@ -251,12 +260,13 @@ class SnapshotStore:
 class ForkedWrite:
     """A snapshot being written by a child process (:meth:`SnapshotStore.write_forked`)."""
 
-    def __init__(self, store: SnapshotStore, model: str, version: int, pid: int) -> None:
+    def __init__(self, store: SnapshotStore, model: str, version: int, pid: int | None) -> None:
         self.store = store
         self.model = model
         self.version = version
+        #: The child's; None when the snapshot was written without one (already done).
         self.pid = pid
-        self._exit_code: int | None = None
+        self._exit_code: int | None = None if pid is not None else 0
         self._reaping = threading.Lock()
 
     @property
@@ -268,6 +278,7 @@ class ForkedWrite:
         wrote nothing. Any thread may call it, any number of times."""
         with self._reaping:
             if self._exit_code is None:
+                assert self.pid is not None  # an exit code is set when there is no child
                 try:
                     self._exit_code = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
                 except ChildProcessError:  # reaped by someone else: the file tells

@@ -3,9 +3,11 @@ once between nodes (the rebalance lifecycle, without a broker)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
+import pytest
 from faust.types import TP
 
 from streams.learning.snapshots import SnapshotStore
@@ -179,6 +181,22 @@ async def test_a_failed_background_snapshot_leaves_the_model_due(tmp_path: Path)
     else:
         raise AssertionError("the write should have failed")
     assert model.n_learned_at_snapshot == 0 and model.offsets == {}
+
+
+async def test_a_snapshot_is_written_in_the_node_when_it_cannot_fork(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_memory() -> int:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "fork", no_memory)
+    reg = registry()
+    writer = lifecycle(reg, tmp_path)
+    learn(reg, 10)
+    info = await (await writer.snapshot_soon(reg.get("m")))
+    assert info.offsets == {"ev:0": 10, "lb:0": 0} and not writer.writing
+    state, _ = writer.store.read("m", info.version)
+    assert state["counters"].n_learned == 10
 
 
 async def test_a_hand_over_comes_after_the_background_snapshot(tmp_path: Path) -> None:
