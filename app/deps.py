@@ -2,6 +2,11 @@
 
 :func:`app.main.create_api` puts the parts on ``app.state``; a route names what it takes with
 the ``*Dep`` aliases below, and an admin route its action with :func:`admin_action`.
+
+Every dependency is ``async def``, although none awaits anything: FastAPI runs a plain
+``def`` dependency in its thread pool, and each such hop to a thread and back costs a
+request up to the interpreter's switch interval (5 ms) while learning holds the GIL on the
+worker's loop.
 """
 
 from __future__ import annotations
@@ -34,52 +39,52 @@ from streams.settings import Settings
 from streams.topics import Topics
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
     registry: ModelRegistry = request.app.state.registry
     return registry
 
 
-def get_topics(request: Request) -> Topics:
+async def get_topics(request: Request) -> Topics:
     topics: Topics = request.app.state.topics
     return topics
 
 
-def get_snapshots(request: Request) -> SnapshotStore:
+async def get_snapshots(request: Request) -> SnapshotStore:
     store: SnapshotStore = request.app.state.snapshots
     return store
 
 
-def get_admin(request: Request) -> Admin:
+async def get_admin(request: Request) -> Admin:
     admin: Admin = request.app.state.admin
     return admin
 
 
-def get_cluster(request: Request) -> Cluster:
+async def get_cluster(request: Request) -> Cluster:
     cluster: Cluster = request.app.state.cluster
     return cluster
 
 
-def get_ownership(request: Request) -> Ownership:
+async def get_ownership(request: Request) -> Ownership:
     ownership: Ownership = request.app.state.ownership
     return ownership
 
 
-def get_peers(request: Request) -> Peers:
+async def get_peers(request: Request) -> Peers:
     peers: Peers = request.app.state.peers
     return peers
 
 
-def get_prometheus(request: Request) -> CollectorRegistry:
+async def get_prometheus(request: Request) -> CollectorRegistry:
     prometheus: CollectorRegistry = request.app.state.prometheus
     return prometheus
 
 
-def get_audit(request: Request) -> AuditTrail:
+async def get_audit(request: Request) -> AuditTrail:
     audit: AuditTrail = request.app.state.audit
     return audit
 
@@ -96,7 +101,7 @@ PrometheusDep = Annotated[CollectorRegistry, Depends(get_prometheus)]
 AuditDep = Annotated[AuditTrail, Depends(get_audit)]
 
 
-def get_model(name: str, request: Request, registry: RegistryDep) -> OnlineModel:
+async def get_model(name: str, request: Request, registry: RegistryDep) -> OnlineModel:
     """The model named in the path, live on this node: :class:`UnknownModel` (404) when no
     such model is declared, :class:`ModelUnavailable` (503) when it is live nowhere reachable
     (a request for a model live on another node never gets here: it is forwarded). Whether

@@ -47,8 +47,25 @@ def check_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         ratio = results["http_predict_learning"]["p99_ms"] / results["http_predict_idle"]["p99_ms"]
         name = "HTTP predict p99, learning / idle"
         out.append(goal(name, ratio, HTTP_P99_LEARNING_OVER_IDLE, at_least=False))
+        if "http_floor_idle" in results:
+            out[-1]["floor"] = _ratio_floor(results)
     if "end_to_end_at_1000_per_s" in results:
         p99 = results["end_to_end_at_1000_per_s"]["p99_ms"]
         name = "end-to-end p99 at 1,000 events/s, 1 event/msg (ms)"
         out.append(goal(name, p99, END_TO_END_P99_MS, at_least=False))
+        if "kafka_floor_at_1000_per_s" in results:
+            kafka = results["kafka_floor_at_1000_per_s"]["p99_ms"]
+            faust = results["faust_floor_at_1000_per_s"]["p99_ms"]
+            out[-1]["floor"] = f"Kafka echo {kafka:.1f}, Faust echo {faust:.1f}"
     return out
+
+
+def _ratio_floor(results: dict[str, Any]) -> str:
+    """p99 with one core burned over idle p99: of a FastAPI app alone, and of the node idle
+    (what contention on this machine costs a request, without and with the node)."""
+    app = results["http_floor_one_core_burned"]["p99_ms"] / results["http_floor_idle"]["p99_ms"]
+    node = (
+        results["http_predict_idle_one_core_burned"]["p99_ms"]
+        / results["http_predict_idle"]["p99_ms"]
+    )
+    return f"app alone, one core burned {app:.2f}; node idle, one core burned {node:.2f}"

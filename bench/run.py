@@ -17,8 +17,10 @@ stream, for each:
 and, once: the Faust floor (an agent that only counts messages, same broker); a cProfile of
 a running node (bench/profiled_worker.py) learning the linear model with the default spec,
 its self time per event by category next to that of the core; the end-to-end latency at
-200 and 1,000 events/s (after a warm-up); HTTP predict latency while learning flat out and
-idle; memory per model and per pending prediction; and the goals of issue 15, met or not.
+200 and 1,000 events/s (after a warm-up) next to its floors (a plain Kafka echo and a Faust
+echo at 1,000/s); HTTP predict latency idle, idle with one core burned and while learning
+flat out, next to its floor (a FastAPI app alone, idle and with one core burned); memory per
+model and per pending prediction; and the goals of issue 15, met or not.
 Figures go to bench/results/latest.json.
 
 The benchmarks start a local plaintext broker of their own, unless the environment names a
@@ -66,7 +68,7 @@ from in_process import (
     raw_loop,
     river_loop,
 )
-from latency import end_to_end, http_predict
+from latency import cpu_hog, echo_floor, end_to_end, http_floor, http_predict
 from node_profile import profile_core, profile_node
 from tables import print_goals, print_profile, print_progress, print_summary, print_tables
 
@@ -209,10 +211,19 @@ def faust_floor(bootstrap: str, n: int) -> float:
 
 
 def latency_and_http(bootstrap: str, tmp: Path, scale: float) -> dict[str, Any]:
-    """End-to-end latency at 200 and at 1,000 events/s (10 s each), then HTTP predict idle
-    and while the node learns a 500-event-message backlog flat out; the linear model with
-    the default spec."""
+    """The floors first (bench/latency.py says what each one is): the Kafka and the Faust
+    echo at 1,000 events/s, then the node's end-to-end latency at 200 and at 1,000 events/s
+    (10 s each); the HTTP floor (a FastAPI app alone, idle and with one core burned), then
+    HTTP predict on the node idle, idle with one core burned, and while it learns a
+    500-event-message backlog flat out; the linear model with the default spec."""
+    floor_rate = float(max(RATES))
+    floor_n = max(1_000, int(10 * floor_rate * scale))
     node = Node(bootstrap, models_toml(default_spec("lat", MODELS["linear"][0])), tmp / "latency")
+    partitions = node.settings.topic_partitions
+    floors = {
+        f"{kind}_floor_at_1000_per_s": echo_floor(bootstrap, kind, floor_rate, floor_n, partitions)
+        for kind in ("kafka", "faust")
+    }
     asyncio.run(create_topics(node.settings))
     node.start()
     try:
@@ -222,7 +233,10 @@ def latency_and_http(bootstrap: str, tmp: Path, scale: float) -> dict[str, Any]:
             )
             for rate in RATES
         }
+        http_floors = http_floor(seconds=3)
         idle = http_predict(node.url, "lat", seconds=3)
+        with cpu_hog(seconds=8):
+            idle_hog = http_predict(node.url, "lat", seconds=3)
         # The backlog is written first, so that this process only sends requests while the
         # node learns it (a producer in this process would slow the client down, not the node).
         backlog = event_messages("lat", rows(int(300_000 * scale)), BATCH)
@@ -234,8 +248,12 @@ def latency_and_http(bootstrap: str, tmp: Path, scale: float) -> dict[str, Any]:
     finally:
         node.stop()
     return {
+        **floors,
         **e2e,
+        "http_floor_idle": http_floors["idle"],
+        "http_floor_one_core_burned": http_floors["one_core_burned"],
         "http_predict_idle": idle,
+        "http_predict_idle_one_core_burned": idle_hog,
         "http_predict_learning": busy,
     }
 

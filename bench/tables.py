@@ -18,6 +18,23 @@ TITLES = {
 }
 
 
+#: The end-to-end rows of the summary: the floors, then the node.
+E2E_ROWS = {
+    "kafka_floor_at_1000_per_s": "floor: plain aiokafka echo at 1,000/s",
+    "faust_floor_at_1000_per_s": "floor: Faust echo (take_events) at 1,000/s",
+    "end_to_end_at_200_per_s": "node, default spec, at 200/s",
+    "end_to_end_at_1000_per_s": "node, default spec, at 1,000/s",
+}
+#: The HTTP rows: the floor (an app alone), then the node.
+HTTP_ROWS = {
+    "http_floor_idle": "floor: FastAPI app alone, idle",
+    "http_floor_one_core_burned": "floor: FastAPI app alone, one core burned",
+    "http_predict_idle": "node idle",
+    "http_predict_idle_one_core_burned": "node idle, one core burned",
+    "http_predict_learning": "node learning a 500-event-message backlog",
+}
+
+
 def print_progress(table: str, name: str, row: dict[str, Any]) -> None:
     """One line as soon as a row is measured."""
     print(f"[{table}] {row_line(name, row)}", flush=True)
@@ -99,24 +116,26 @@ def print_profile(profile: dict[str, Any]) -> None:
 
 
 def print_summary(results: dict[str, Any]) -> None:
-    """Latency, HTTP, memory and challengers."""
-    idle, busy = results["http_predict_idle"], results["http_predict_learning"]
+    """Latency next to its floors, HTTP next to its floor, memory and challengers."""
     mem = results["memory"]
     cost = results["challengers"]
-    print()
-    for rate in (200, 1000):
-        e2e = results[f"end_to_end_at_{rate}_per_s"]
-        print(
-            f"end-to-end latency at {rate:,} ev/s (sent {e2e['sent_per_s']:,.0f}/s; single"
-            f" events, default spec): p50 {e2e['p50_ms']:.1f} ms, p99 {e2e['p99_ms']:.1f} ms,"
-            f" max {e2e['max_ms']:.1f} ms; p50 of the last tenth sent"
-            f" {e2e['p50_last_tenth_ms']:.1f} ms"
-        )
+    print(f"\n{'END-TO-END, 1 event/msg (after a warm-up)':50s} {'sent/s':>7s} {'p50 ms':>8s}"
+          f" {'p99 ms':>8s} {'max ms':>8s} {'p50 last 10%':>12s}")  # fmt: skip
+    for key, name in E2E_ROWS.items():
+        if key in results:
+            e = results[key]
+            print(f"{name:50s} {e['sent_per_s']:>7,.0f} {e['p50_ms']:>8.1f} {e['p99_ms']:>8.1f}"
+                  f" {e['max_ms']:>8.1f} {e['p50_last_tenth_ms']:>12.1f}")  # fmt: skip
+    print(f"\n{'HTTP POST /models/{name}/predict, one client':50s} {'req/s':>7s} {'p50 ms':>8s}"
+          f" {'p99 ms':>8s}")  # fmt: skip
+    for key, name in HTTP_ROWS.items():
+        if key in results:
+            h = results[key]
+            print(f"{name:50s} {h['requests_per_s']:>7,.0f} {h['p50_ms']:>8.2f}"
+                  f" {h['p99_ms']:>8.2f}")  # fmt: skip
+    learned = results["http_predict_learning"]["learned_during"]
     print(
-        f"HTTP predict idle:     p50 {idle['p50_ms']:.2f} ms  p99 {idle['p99_ms']:.2f} ms  "
-        f"{idle['requests_per_s']:.0f} req/s\n"
-        f"HTTP predict learning: p50 {busy['p50_ms']:.2f} ms  p99 {busy['p99_ms']:.2f} ms  "
-        f"{busy['requests_per_s']:.0f} req/s ({busy['learned_during']:,} events learned)\n"
+        f"({learned:,} events learned while the node was asked)\n"
         f"memory: {mem['bytes_per_model_after_200_events'] / 1024:.1f} KiB per model, "
         f"{mem['bytes_per_pending_prediction']:.0f} B per pending prediction\n"
         f"challengers (learning core, linear): k=1 {cost['k1_over_k0']:.2f}x, "
@@ -125,11 +144,13 @@ def print_summary(results: dict[str, Any]) -> None:
 
 
 def print_goals(goals: list[dict[str, Any]]) -> None:
-    """Each goal, its measured value, and whether it is met."""
-    print(f"\n{'GOAL':54s} {'measured':>9s} {'target':>8s}  met")
+    """Each goal, its measured value, whether it is met, and the floor under it where the
+    run measured one (the same figure for what the node does not add)."""
+    print(f"\n{'GOAL':54s} {'measured':>9s} {'target':>8s}  met  floor")
     for g in goals:
+        floor = g.get("floor")
         print(
             f"{g['goal']:54s} {g['measured']:>9.2f} {g['target']:>8s}  "
-            f"{'yes' if g['met'] else 'NO'}"
+            f"{'yes' if g['met'] else 'NO ':3s}  {floor or ''}"
         )
     print(f"written to {RESULTS}/")
