@@ -82,6 +82,11 @@ def _decode(
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return [InvalidEvent(f"message is not valid JSON: {exc}")]
+    if type(document) is dict:  # one element, the common case: no index in its errors
+        try:
+            return [validate(document, "")]
+        except InvalidEvent as exc:
+            return [exc]
     elements = document if isinstance(document, list) else [document]
     if not elements:
         return [InvalidEvent("message is an empty array: a batch needs at least one element")]

@@ -83,10 +83,10 @@ def _model_error(model: OnlineModel, item: Event | Label, exc: Exception) -> Inv
     )
 
 
-def _located(error: InvalidEvent, index: int, batch: bool) -> InvalidEvent:
-    """The error of a batch element, its sentence and field starting with ``[index].`` as the
-    decoder's do."""
-    if not batch:
+def _located(error: InvalidEvent, index: int, raw: bytes) -> InvalidEvent:
+    """The error of an element of message ``raw``: when ``raw`` is a batch, its sentence and
+    field start with ``[index].`` as the decoder's do."""
+    if _ARRAY.match(raw) is None:  # looked at only here: an error is rare, a message is not
         return error
     field = f"[{index}].{error.field}" if error.field else f"[{index}]"
     return InvalidEvent(f"[{index}].{error}", field, error.model)
@@ -262,7 +262,6 @@ class ModelRegistry:
         slice_seconds, started = slicing
         since = time.perf_counter() if started is None else started
         sliced = slice_seconds != float("inf")
-        batch = _ARRAY.match(raw) is not None
         models, journals = self.models, self._journals
         #: Elements to move, by the partition of their model: (index, model name).
         moves: dict[int, list[tuple[int, str]]] = {}
@@ -282,7 +281,7 @@ class ModelRegistry:
             target = self.partition_of(model.name)
             if partition != target:
                 if rerouted:
-                    error = _located(_misplaced_again(model.name, partition, self), i, batch)
+                    error = _located(_misplaced_again(model.name, partition, self), i, raw)
                     self._dead_letter(outcome, error, model, raw, where)
                 else:
                     moves.setdefault(target, []).append((i, model.name))
@@ -297,7 +296,7 @@ class ModelRegistry:
             try:
                 result = journal.run(model, step, item)
             except InvalidEvent as exc:
-                self._dead_letter(outcome, _located(exc, i, batch), model, raw, where)
+                self._dead_letter(outcome, _located(exc, i, raw), model, raw, where)
                 continue
             except Exception as exc:  # River raised inside; the journal rewound the model
                 model.counters.n_model_errors += 1
@@ -307,7 +306,7 @@ class ModelRegistry:
                     extra={"model": model.name, "event_id": item.event_id, "topic": topic,
                            "partition": partition, "offset": offset},
                 )  # fmt: skip
-                error = _located(_model_error(model, item, exc), i, batch)
+                error = _located(_model_error(model, item, exc), i, raw)
                 self._dead_letter(outcome, error, model, raw, where)
                 continue
             if result.record is not None:

@@ -123,3 +123,15 @@ def test_labels_complete_predictions_parked_by_events() -> None:
     assert model.n_learned == 1 and model.n_pending_labels == 1
     assert model.state()["n_labels_waiting"] == 1  # the label of an event not seen yet
     assert reg.positions[f"lb:{p}"] == 1
+
+
+def test_the_error_of_a_batch_element_names_its_index_and_of_a_lone_event_not() -> None:
+    reg, a, _ = registry()
+    p = reg.partition_of(a)
+    bad = {**event(a, 1), "label": "not a number"}
+    lone = reg.handle_events(orjson.dumps(bad), topic="ev", partition=p, offset=0, now=0.0)
+    batch = reg.handle_events(b" " + orjson.dumps([event(a, 2), bad]), topic="ev", partition=p,
+                              offset=1, now=0.0)  # fmt: skip
+    assert lone.dead_letters[0].error.startswith("label ")
+    assert batch.dead_letters[0].error.startswith("[1].label ")
+    assert reg.get(a).n_learned == 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -58,6 +60,7 @@ class StandInStream:
 
     def __init__(self, *takes: list[StandInEvent]) -> None:
         self.takes = takes
+        self.app: Any = None
 
     async def take_events(self, max_: int, within: float) -> AsyncIterator[list[StandInEvent]]:
         for take in self.takes:
@@ -233,3 +236,53 @@ async def test_misplaced_messages_are_written_to_their_models_partition_together
                                      harness.topics.events_topic)  # fmt: skip
     counters = harness.registry.get("m").counters
     assert counters.n_learned == 3 and counters.n_rerouted == 3
+
+
+class Consumer:
+    """Faust's consumer as the learner reads it: the partition ends the broker reported."""
+
+    def __init__(self, end: int) -> None:
+        self.end = end
+
+    def highwater(self, tp: Any) -> int:
+        return self.end
+
+
+async def test_predictions_wait_while_more_messages_are_on_the_broker(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(learn, "FLUSH_SECONDS", 0.02)
+    harness.learner.flush()  # just written: the next take's are due in 20 ms
+    behind = Consumer(end=100).highwater
+    await harness.learner.learn_take(events([event(0), event(1)]), harness.registry.iter_events,
+                                     harness.topics.events_topic, behind)  # fmt: skip
+    await harness.learner.learn_take(events([event(2)], start=2), harness.registry.iter_events,
+                                     harness.topics.events_topic, behind)  # fmt: skip
+    assert harness.sent("predictions") == []
+    await asyncio.sleep(0.05)  # written once due, though no take came to do it
+    (message,) = harness.sent("predictions")
+    assert [p["event_id"] for p in message] == ["0", "1", "2"]
+
+
+async def test_a_take_that_reaches_the_end_of_its_partition_writes_its_predictions(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(learn, "FLUSH_SECONDS", 60.0)
+    caught_up = Consumer(end=2).highwater  # offsets 0 and 1: nothing after them
+    await harness.learner.learn_take(events([event(0), event(1)]), harness.registry.iter_events,
+                                     harness.topics.events_topic, caught_up)  # fmt: skip
+    (message,) = harness.sent("predictions")
+    assert len(message) == 2
+
+
+async def test_an_agent_that_stops_writes_the_predictions_it_holds(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(learn, "FLUSH_SECONDS", 60.0)
+    stream = StandInStream(events([event(0)]))
+    stream.app = SimpleNamespace(consumer=Consumer(end=100))  # as a Faust stream has
+    await harness.learner.consume(
+        stream, harness.registry.iter_events, "learn", harness.topics.events_topic
+    )
+    (message,) = harness.sent("predictions")
+    assert message["event_id"] == "0"
