@@ -103,6 +103,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.set_event_loop(loop)
     node = build_node(settings)
     loop.run_until_complete(create_topics(settings))
+    # The registry on the models topic, read whole before the node joins its group.
+    loop.run_until_complete(node.deployments.start())
     serve_asgi(node.app, create_api(node), host=settings.http_host, port=settings.http_port)
     worker = faust.Worker(
         node.app,

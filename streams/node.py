@@ -20,11 +20,14 @@ from streams.agents.publish import Publisher
 from streams.app import create_faust_app
 from streams.audit import AuditTrail
 from streams.cluster import Cluster
+from streams.deployments import Deployments
 from streams.gate import RequestGate
+from streams.learning.catalog import Catalog
 from streams.learning.model import Limits
 from streams.learning.registry import ModelRegistry
 from streams.learning.snapshots import SnapshotStore, load_key
 from streams.learning.spec import load_specs
+from streams.models_topic import ModelsTopic
 from streams.ownership import Ownership
 from streams.rebalance import Lifecycle
 from streams.settings import Settings
@@ -46,6 +49,8 @@ class Node:
     lifecycle: Lifecycle
     ownership: Ownership
     admin: Admin
+    #: The model registry on the models topic: deploy, change, retire (started by the worker).
+    deployments: Deployments
     #: Every call of an admin route, on the audit topic and in the log.
     audit: AuditTrail
     #: Learning yields to the HTTP requests it counts.
@@ -82,7 +87,9 @@ def build_node(settings: Settings) -> Node:
         settings.snapshot_retention,
     )
     snapshot_topic = SnapshotTopic(settings, topics.snapshots_topic, store)
-    lifecycle = Lifecycle(registry, store, snapshot_topic, assignment=cluster.assignment)
+    lifecycle = Lifecycle(
+        registry, store, snapshot_topic, assignment=cluster.assignment, catalog=Catalog()
+    )
     cluster.on_rebalance(
         resume=lifecycle.resume_positions,
         revoked=lifecycle.hand_over,
@@ -112,6 +119,7 @@ def build_node(settings: Settings) -> Node:
         lifecycle=lifecycle,
         ownership=ownership,
         admin=admin,
+        deployments=Deployments(registry, lifecycle, ModelsTopic(settings), specs),
         audit=AuditTrail(topics.audit_topic),
         gate=gate,
         prometheus=prometheus,

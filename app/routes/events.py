@@ -25,10 +25,11 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def router_for(models: Collection[str]) -> APIRouter:
-    """The events and labels routes of a node whose declared models are ``models``: the body
-    schema names them, as the routes refuse (422) an event for any other."""
-    model = {"type": "string", "enum": sorted(models)}
+def router_for(models: list[str]) -> APIRouter:
+    """The events and labels routes of a node whose deployed models are ``models`` (kept
+    up to date by the caller, as the registry changes): the body schema names them, as the
+    routes refuse (422) an event for any other."""
+    model = {"type": "string", "enum": models}
     router = APIRouter(tags=["events"], responses=INVALID_RESPONSE)
     router.add_api_route(
         "/events", create_events, methods=["POST"], status_code=status.HTTP_202_ACCEPTED,

@@ -179,6 +179,21 @@ class ModelRegistry:
         self.forget(name)
         return model
 
+    def deploy(self, spec: ModelSpec) -> OnlineModel:
+        """Add model ``spec.name``, or replace it by a fresh one of ``spec`` (the registry
+        on the models topic changed it)."""
+        model = OnlineModel(spec, self.limits)
+        self.models[spec.name] = model
+        self._partition[spec.name] = partition_for(spec.name, self.partitions)
+        self.forget(spec.name)
+        return model
+
+    def retire(self, name: str) -> None:
+        """Forget model ``name``: its events are dead-lettered as of an unknown model."""
+        self.models.pop(name, None)
+        self._partition.pop(name, None)
+        self.forget(name)
+
     def forget(self, name: str) -> None:
         """Model ``name`` was changed outside its steps (restored, promoted by an admin): its
         journal starts again from the state it has now."""
