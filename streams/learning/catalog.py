@@ -142,8 +142,10 @@ class ModelRecord:
             if document.get("name") != name:
                 raise SpecError(f"the record keyed {name!r} names {document.get('name')!r}")
             versions = [_version(name, item) for item in [*document["history"], document]]
-        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
-            raise SpecError(f"unreadable record of model {name!r}: {exc!r}") from None
+        except SpecError:
+            raise
+        except (ValueError, OverflowError, AttributeError, KeyError, TypeError) as exc:
+            raise SpecError(f"unreadable record of model {name!r}: {exc!r}"[:500]) from None
         return cls(versions[-1], tuple(versions[:-1]))
 
 

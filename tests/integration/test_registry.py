@@ -4,8 +4,11 @@ restart, on one node and on two, through a kill -9 and a rebalance, each ending 
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -206,3 +209,41 @@ def test_models_created_and_retired_while_a_node_joins_end_agreed_and_exact(
     assert registry_of(a, every)["seeded"] is None
     listed = {m["name"] for m in b.get("/models").json()}
     assert listed == set(names)
+
+
+def cli(node: NodeProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**node.env, "STREAMLEARN_API_URL": node.url, "STREAMLEARN_ADMIN_TOKEN": TOKEN}
+    return subprocess.run([sys.executable, "-m", "streams.cli", "models", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+
+def test_models_apply_makes_the_registry_the_file_and_is_idempotent(
+    start_node: Any, tmp_path: Path
+) -> None:
+    node = start_node(SEED, STREAMLEARN_ADMIN_TOKEN=TOKEN)
+    wanted = tmp_path / "wanted.toml"
+    wanted.write_text(
+        SEED + "snapshot_every = 50\n"
+        + "".join(f"\n[models.fresh]\n{k} = {orjson.dumps(v).decode()}\n" if k == "task" else
+                  f"{k} = {orjson.dumps(v).decode()}\n" for k, v in LINEAR.items())
+    )  # fmt: skip
+    dry = cli(node, "apply", str(wanted), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines() == ["+ fresh (deploy)", "~ seeded: snapshot_every (in place)"]
+    assert [m["name"] for m in node.get("/models").json()] == ["seeded"]
+    applied = cli(node, "apply", str(wanted))
+    assert applied.returncode == 0, applied.stderr
+    assert "seeded: in_place (v2)" in applied.stdout and "fresh: created (v1)" in applied.stdout
+    again = cli(node, "apply", str(wanted))
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout
+    listed = cli(node, "list").stdout.splitlines()
+    assert [line.split("\t")[:2] for line in listed] == [["seeded", "v2"], ["fresh", "v1"]]
+    assert cli(node, "delete", "fresh").stdout.strip() == "- fresh (retired at v1)"
+    refused = cli(node, "delete", "fresh")
+    assert refused.returncode == 2 and "404" in refused.stderr
+    unauthorised = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "models", "delete", "seeded"],
+        env={**node.env, "STREAMLEARN_API_URL": node.url, "STREAMLEARN_ADMIN_TOKEN": "wrong"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert unauthorised.returncode == 2 and "401" in unauthorised.stderr
