@@ -133,10 +133,10 @@ def create_api(node: Node) -> FastAPI:
         BodyLimit, max_request_bytes=settings.max_request_bytes, node_url=node.cluster.url
     )
     # The events schema names the deployed models: the OpenAPI text follows the registry.
-    deployed = sorted(node.registry.models)
+    deployed = sorted([*node.registry.models, *node.registry.templates])
 
     def follow_registry(change: Change) -> None:
-        deployed[:] = sorted(node.registry.models)
+        deployed[:] = sorted([*node.registry.models, *node.registry.templates])
         api.openapi_schema = None
 
     node.deployments.listeners.append(follow_registry)

@@ -32,11 +32,13 @@ from aiokafka import TopicPartition
 
 from streams.learning.catalog import Catalog, Change, ModelRecord
 from streams.learning.changes import apply_in_place, changed_fields, classify
-from streams.learning.errors import ModelUnavailable, SpecError, UnknownModel
+from streams.learning.errors import InvalidSpec, ModelUnavailable, SpecError, UnknownModel
+from streams.learning.model import OnlineModel
 from streams.learning.partitioning import tp_key
 from streams.learning.registry import ModelRegistry
 from streams.learning.snapshots import SnapshotInfo
 from streams.learning.spec import ModelSpec
+from streams.learning.templates import Template, home
 from streams.models_topic import Entry, ModelsTopic
 from streams.rebalance import Lifecycle
 
@@ -57,12 +59,14 @@ class Deployments:
         lifecycle: Lifecycle,
         topic: ModelsTopic,
         file_specs: dict[str, ModelSpec],
+        file_templates: dict[str, tuple[ModelSpec, Template]] | None = None,
     ) -> None:
         self.registry = registry
         self.lifecycle = lifecycle
         self.catalog: Catalog = lifecycle.catalog
         self.topic = topic
         self.file_specs = file_specs
+        self.file_templates = file_templates or {}
         #: The next offset applied, per partition of the models topic.
         self.applied: dict[int, int] = {}
         #: Called after every change applied (the HTTP side refreshes its OpenAPI text).
@@ -93,6 +97,11 @@ class Deployments:
             model = self.registry.models.get(name)
             if model is None or model.spec != spec:
                 self.registry.deploy(spec)
+        self.registry.templates.update(
+            (name, (v.spec, v.template))
+            for name, v in self.catalog.templates().items()
+            if v.template
+        )
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def stop(self) -> None:
@@ -184,6 +193,15 @@ class Deployments:
         snapshot to publish, if one was taken."""
         name, live = change.name, change.name in self.lifecycle.live
         info = None
+        made = change.new if change.new is not None else change.old
+        if made is not None and made.template is not None:  # a template: no model of its own
+            if change.kind == "retired":
+                self.registry.templates.pop(name, None)
+            else:
+                self.registry.templates[name] = (made.spec, made.template)
+            return None
+        if change.kind == "created" and live:
+            return None  # made here by a template, which wrote this record
         if change.kind == "retired":
             if live and keep_old:
                 info = self.lifecycle.take(self.registry.get(name))
@@ -212,17 +230,22 @@ class Deployments:
                 " moving between nodes",
             )
 
-    async def put(self, spec: ModelSpec, who: str | None) -> Change:
-        """Make ``spec`` the next version of its model (this node must hold its partition);
-        ``unchanged`` when it is the current one already (nothing is written)."""
+    async def put(
+        self, spec: ModelSpec, who: str | None, template: Template | None = None
+    ) -> Change:
+        """Make ``spec`` the next version of its model, or of a template (this node must
+        hold its partition); ``unchanged`` when it is the current one already (nothing is
+        written)."""
         name = spec.name
         async with self._writing:
             await self.caught_up(name)
             old = self.catalog.current(name)
             kind = "created" if old is None else classify(old.spec, spec)
-            if old is not None and kind == "unchanged":
+            if old is not None and kind == "unchanged" and old.template == template:
                 return Change("unchanged", name, old, old)
             self._require_owner(name)
+            if template is not None or (old is not None and old.template is not None):
+                return await self._put_template(spec, who, template)
             async with self.lifecycle.lock:
                 model = self.registry.models.get(name)
                 if old is None or model is None:
@@ -243,6 +266,42 @@ class Deployments:
             await self.lifecycle.topic.publish_or_log(info)
         self._announce(change)
         return change
+
+    async def _put_template(
+        self, spec: ModelSpec, who: str | None, template: Template | None
+    ) -> Change:
+        """A template's spec: for the models it makes from now on (a model and a template
+        never share a name: one becomes the other only after it is retired)."""
+        old = self.catalog.current(spec.name)
+        if template is None or (old is not None and old.template is None):
+            raise InvalidSpec(
+                f"name: {spec.name!r} is a {'template' if template is None else 'model'};"
+                " retire it first to make it a " + ("model" if template is None else "template"),
+                "key_field",
+            )
+        async with self.lifecycle.lock:
+            record = self.catalog.propose(spec, who, _now(), template=template)
+            await self.topic.write(spec.name, record.encode())
+            change = self.catalog.apply(spec.name, record)
+            self._enact(change)
+        self._announce(change)
+        return change
+
+    async def register(self, models: list[OnlineModel]) -> None:
+        """Record the models a template made on this node (its owner) as it made them, so
+        that whichever node holds them next knows them and where each started."""
+        changes = []
+        async with self.lifecycle.lock:
+            for model in models:
+                if model.name not in self.registry.models or model.name in self.catalog:
+                    continue
+                self.lifecycle.live.add(model.name)
+                who = f"template {home(model.name)}"
+                record = self.catalog.propose(model.spec, who, _now(), dict(model.offsets))
+                await self.topic.write(model.name, record.encode())
+                changes.append(self.catalog.apply(model.name, record))
+        for change in changes:
+            self._announce(change)
 
     async def retire(self, name: str) -> Change:
         """Retire model ``name``: a tombstone on the topic; its snapshots are kept."""

@@ -22,7 +22,7 @@ from streams.audit import AuditTrail
 from streams.cluster import Cluster
 from streams.deployments import Deployments
 from streams.gate import RequestGate
-from streams.learning.catalog import Catalog
+from streams.learning.catalog import Catalog, load_templates
 from streams.learning.model import Limits
 from streams.learning.registry import ModelRegistry
 from streams.learning.snapshots import SnapshotStore, load_key
@@ -103,7 +103,11 @@ def build_node(settings: Settings) -> Node:
         registry=prometheus,
     )
     gate = RequestGate()
-    learner = Learner(topics, lifecycle, gate, cluster.seek, crashes, settings.max_event_bytes)
+    deployments = Deployments(
+        registry, lifecycle, ModelsTopic(settings), specs, load_templates(settings.models)
+    )
+    learner = Learner(topics, lifecycle, gate, cluster.seek, crashes, settings.max_event_bytes,
+                      on_created=deployments.register)  # fmt: skip
     register_learn_agents(app, topics, registry, learner)
     register_metrics_timer(
         app, registry, ownership.is_live, topics.metrics_topic, settings.metrics_interval_seconds
@@ -119,7 +123,7 @@ def build_node(settings: Settings) -> Node:
         lifecycle=lifecycle,
         ownership=ownership,
         admin=admin,
-        deployments=Deployments(registry, lifecycle, ModelsTopic(settings), specs),
+        deployments=deployments,
         audit=AuditTrail(topics.audit_topic),
         gate=gate,
         prometheus=prometheus,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Container, Iterator
 from typing import Any
 
 import orjson
@@ -15,6 +15,7 @@ from app.schemas import INVALID_RESPONSE, AcceptedOut
 from streams.learning.errors import InvalidEvent
 from streams.learning.events import Event, Label, validate_event, validate_label
 from streams.learning.records import event_schema, label_schema
+from streams.learning.registry import ModelRegistry
 
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +49,7 @@ async def create_events(
     """Write one event or a list of events to the events topic (a message per model, or
     several when the batch is over STREAMLEARN_MAX_EVENT_BYTES)."""
     return await _write(
-        request, settings.max_event_bytes, registry.models, validate_event, topics.events_topic
+        request, settings.max_event_bytes, _Accepted(registry), validate_event, topics.events_topic
     )
 
 
@@ -58,14 +59,24 @@ async def create_labels(
     """Write labels for events seen earlier to the labels topic (a message per model, or
     several when the batch is over STREAMLEARN_MAX_EVENT_BYTES)."""
     return await _write(
-        request, settings.max_event_bytes, registry.models, validate_label, topics.labels_topic
+        request, settings.max_event_bytes, _Accepted(registry), validate_label, topics.labels_topic
     )
+
+
+class _Accepted:
+    """The names an event may give: the registry's models and templates, as they are now."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.registry.accepts(name)
 
 
 async def _write(
     request: Request,
     max_bytes: int,
-    models: Collection[str],
+    models: Container[str],
     validate: Callable[[Any, str], Event | Label],
     topic: Any,
 ) -> AcceptedOut | Response:

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 
 from app.deps import ADMIN_RESPONSES, MODEL_RESPONSES, AdminCall, DeploymentsDep, admin_action
 from app.schemas import ErrorOut, SpecChangeOut, SpecVersionOut
-from streams.learning.catalog import SpecVersion, spec_from_fields
+from streams.learning.catalog import SpecVersion, version_from_fields
 from streams.learning.errors import InvalidSpec, UnknownModel
 
 router = APIRouter(prefix="/models", tags=["registry"])
@@ -45,6 +45,12 @@ _SPEC_BODY = {
 }
 
 
+_TEMPLATE_NAME = (
+    "name: ':' is kept for the models a template makes (<template>:<key>); deploy or change"
+    " the template instead"
+)
+
+
 def _invalid(loc: list[str | int], msg: str) -> RequestValidationError:
     return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg, "input": None}])
 
@@ -58,19 +64,22 @@ async def deploy_model(
     request: Request,
     deployments: DeploymentsDep,
 ) -> SpecChangeOut:
-    """Admin: deploy a model, or change its spec (the fields of a [models.NAME] table)."""
+    """Admin: deploy a model or a template, or change its spec (the fields of a
+    [models.NAME] or [templates.NAME] table)."""
     # Read here, after the token was checked: a caller without it learns nothing of the body.
     try:
         fields: Any = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
         raise _invalid(["body"], f"body is not valid JSON: {exc}") from None
+    if ":" in name:
+        raise _invalid(["path", "name"], _TEMPLATE_NAME)
     try:
-        valid = spec_from_fields(name, fields)
+        valid, template = version_from_fields(name, fields)
+        change = await deployments.put(valid, call.who.token_fingerprint, template)
     except InvalidSpec as exc:
         field = exc.field
         loc: list[str | int] = ["body", *field.split(".")] if field else ["body"]
         raise _invalid(["path", "name"] if field == "name" else loc, str(exc)) from None
-    change = await deployments.put(valid, call.who.token_fingerprint)
     assert change.new is not None  # a put always leaves a current version
     call.detail.update(version=change.new.version, change=change.kind)
     return SpecChangeOut(**_out(change.new).model_dump(), change=change.kind)

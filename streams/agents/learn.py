@@ -12,6 +12,7 @@ from prometheus_client import Counter
 from streams.agents.move import Mover
 from streams.agents.publish import Publisher
 from streams.gate import RequestGate
+from streams.learning.model import OnlineModel
 from streams.learning.records import REROUTED_FROM
 from streams.learning.registry import ModelRegistry, Outcome
 from streams.rebalance import Lifecycle
@@ -48,6 +49,7 @@ class Learner:
         seek: Seek,
         crashes: Counter,
         max_event_bytes: int,
+        on_created: Callable[[list[OnlineModel]], Awaitable[None]] | None = None,
     ) -> None:
         self.topics = topics
         self.max_event_bytes = max_event_bytes
@@ -55,6 +57,8 @@ class Learner:
         self.gate = gate
         self.seek = seek
         self.crashes = crashes
+        #: Told of the models a template made, before anything is snapshotted past them.
+        self.on_created = on_created
 
     async def consume(self, stream: Any, handle: Handle, agent: str, source: Any) -> None:
         """Learn every take of ``stream`` (read from topic ``source``) with ``handle``; a take
@@ -108,6 +112,8 @@ class Learner:
                         outcome = step
                 publisher.add(outcome, message.key)
                 mover.add(outcome.reroutes, source)
+            if outcome.created and self.on_created is not None:
+                await self.on_created(outcome.created)
             if outcome.snapshot_due:
                 # A snapshot's offsets count every message before it as done.
                 await mover.delivered()

@@ -25,7 +25,9 @@ Examples
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import orjson
@@ -34,6 +36,7 @@ from pydantic import ValidationError
 from streams.learning.changes import classify
 from streams.learning.errors import InvalidSpec, SpecError
 from streams.learning.spec import ModelSpec
+from streams.learning.templates import Template, home, instance_key_ok, split_template
 
 #: Versions a record keeps besides the current one (the oldest are dropped first).
 HISTORY_LIMIT = 100
@@ -51,6 +54,8 @@ class SpecVersion:
     offsets: dict[str, int] = field(default_factory=dict)
     #: The ``model_version`` the model built for this version starts with.
     model_version: int = 1
+    #: Set for a template: the spec is that of the models it makes, one per key.
+    template: Template | None = None
 
     def public(self) -> dict[str, Any]:
         """As the API shows it: the spec's fields as in the models file (without the name)."""
@@ -63,8 +68,10 @@ class SpecVersion:
         }
 
     def fields(self) -> dict[str, Any]:
-        """The spec as a ``[models.NAME]`` table would give it, every default filled in."""
-        return self.spec.model_dump(mode="json", exclude={"name"})
+        """The spec as a ``[models.NAME]`` table would give it, every default filled in (and
+        a template's ``key_field`` and ``max_models``)."""
+        fields = self.spec.model_dump(mode="json", exclude={"name"})
+        return {**self.template.as_dict(), **fields} if self.template else fields
 
     def _wire(self) -> dict[str, Any]:
         return {
@@ -85,7 +92,7 @@ def spec_from_fields(name: str, fields: Any) -> ModelSpec:
     Traceback (most recent call last):
     ...
     streams.learning.errors.InvalidSpec: pipeline: a binary model needs a classifier, ...
-    >>> spec_from_fields("a:b", {}).name
+    >>> spec_from_fields("a b", {}).name
     Traceback (most recent call last):
     ...
     streams.learning.errors.InvalidSpec: name: a model name is 1-64 letters, ...
@@ -94,6 +101,8 @@ def spec_from_fields(name: str, fields: Any) -> ModelSpec:
         raise InvalidSpec(f"the spec of model {name!r} must be an object of its settings")
     if "name" in fields:
         raise InvalidSpec("name: a model is named by its path, /models/NAME", "name")
+    if ":" in name and instance_key_ok(name):  # a template's model: named by its template
+        return spec_from_fields(home(name), fields).model_copy(update={"name": name})
     try:
         return ModelSpec(name=name, **fields)
     except ValidationError as exc:
@@ -107,6 +116,28 @@ def spec_from_fields(name: str, fields: Any) -> ModelSpec:
             where = head if head.split(".")[0] in ModelSpec.model_fields else ""
             message = message.removeprefix(f"{where}: ") if where else message
         raise InvalidSpec(f"{where}: {message}" if where else message, where or None) from None
+
+
+def version_from_fields(name: str, fields: Any) -> tuple[ModelSpec, Template | None]:
+    """A model's spec, or a template's (the spec of its models, and its ``key_field`` and
+    ``max_models``), validated; :class:`InvalidSpec` names the field at fault.
+
+    >>> spec, template = version_from_fields("fraud", {"key_field": "merchant",
+    ...     "task": "binary", "pipeline": "linear_model.LogisticRegression()"})
+    >>> spec.name, template
+    ('fraud', Template(key_field='merchant', max_models=1000))
+    >>> version_from_fields("fraud", {"max_models": 5, "task": "binary",
+    ...     "pipeline": "linear_model.LogisticRegression()"})
+    Traceback (most recent call last):
+    ...
+    streams.learning.errors.InvalidSpec: key_field: a template needs the feature ...
+    """
+    if not isinstance(fields, dict):
+        raise InvalidSpec(f"the spec of model {name!r} must be an object of its settings")
+    rest, template = split_template(fields)
+    if template is not None and ":" in name:
+        raise InvalidSpec("name: a template's model cannot be a template itself", "name")
+    return spec_from_fields(name, rest), template
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +181,11 @@ class ModelRecord:
 
 
 def _version(name: str, item: dict[str, Any]) -> SpecVersion:
+    spec, template = version_from_fields(name, item["spec"])
     return SpecVersion(
+        template=template,
         version=int(item["version"]),
-        spec=spec_from_fields(name, item["spec"]),
+        spec=spec,
         who=item.get("who"),
         when=str(item.get("when", "")),
         offsets={str(k): int(v) for k, v in (item.get("offsets") or {}).items()},
@@ -196,7 +229,20 @@ class Catalog:
         return record.versions() if record is not None else []
 
     def specs(self) -> dict[str, ModelSpec]:
-        return {name: record.current.spec for name, record in self.records.items()}
+        """The spec of every model (templates left out)."""
+        return {
+            name: record.current.spec
+            for name, record in self.records.items()
+            if record.current.template is None
+        }
+
+    def templates(self) -> dict[str, SpecVersion]:
+        """The current version of every template."""
+        return {
+            name: record.current
+            for name, record in self.records.items()
+            if record.current.template is not None
+        }
 
     def propose(
         self,
@@ -205,13 +251,14 @@ class Catalog:
         when: str,
         offsets: dict[str, int] | None = None,
         model_version: int = 1,
+        template: Template | None = None,
     ) -> ModelRecord:
         """The record that makes ``spec`` the next version of its model, built at ``offsets``
         of its input partitions with ``model_version``."""
         before = self.records.get(spec.name) or self._retired.get(spec.name)
         versions = before.versions() if before is not None else []
         number = versions[-1].version + 1 if versions else 1
-        current = SpecVersion(number, spec, who, when, dict(offsets or {}), model_version)
+        current = SpecVersion(number, spec, who, when, dict(offsets or {}), model_version, template)
         return ModelRecord(current, tuple(versions[-HISTORY_LIMIT:]))
 
     def apply(self, name: str, record: ModelRecord | None) -> Change:
@@ -230,4 +277,33 @@ class Catalog:
         if old is None:
             return Change("created", name, None, record.current)
         kind = classify(old.spec, record.current.spec)
+        if kind == "unchanged" and old.template != record.current.template:
+            kind = "in_place"  # for the models the template makes from now on
         return Change("rebuilt" if kind == "rebuild" else kind, name, old, record.current)
+
+
+def load_templates(path: Path) -> dict[str, tuple[ModelSpec, Template]]:
+    """Every ``[templates.NAME]`` table of a models file (read already by
+    :func:`~streams.learning.spec.load_specs`), validated; :class:`SpecError` names the file,
+    the template and the field at fault."""
+    tables = tomllib.loads(path.read_text(encoding="utf-8")).get("templates", {})
+    if not isinstance(tables, dict):
+        raise SpecError(f"{path}: templates must be tables, [templates.NAME]")
+    out = {}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise SpecError(f"{path}: templates.{name} must be a table")
+        if ":" in name:
+            raise SpecError(f"{path}: templates.{name}: ':' is not allowed in a template's name")
+        if "key_field" not in table:
+            raise SpecError(
+                f"{path}: templates.{name}.key_field: a template needs the feature its models"
+                " are keyed by"
+            )
+        try:
+            spec, template = version_from_fields(name, table)
+        except InvalidSpec as exc:
+            raise SpecError(f"{path}: templates.{name}.{exc}") from None
+        assert template is not None  # it has a key_field
+        out[name] = (spec, template)
+    return out

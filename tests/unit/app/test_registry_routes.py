@@ -16,7 +16,13 @@ from aiokafka import TopicPartition
 from app.main import create_api
 from streams.node import build_node
 from streams.settings import Settings
-from tests.unit.streams.factories import Assignment, MemoryModelsTopic, StandInTopic
+from streams.topics import CONTRACT_TOPICS, Topics
+from tests.unit.streams.factories import (
+    Assignment,
+    MemoryModelsTopic,
+    RecordingFaustTopic,
+    StandInTopic,
+)
 
 TOKEN = "s3cret-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -33,6 +39,7 @@ class RegistryNode:
     client: httpx.AsyncClient
     topic: MemoryModelsTopic
     audit: list[dict[str, object]]
+    topics: Topics
 
     def written(self) -> list[tuple[str, bytes | None]]:
         return [entry for log in self.topic.log for entry in log]
@@ -55,9 +62,12 @@ async def node(tmp_path: Path) -> AsyncIterator[RegistryNode]:
     built.lifecycle.on_assigned(held)
     sent: list[dict[str, object]] = []
     built.audit.topic.send_soon = lambda key, value: sent.append(orjson.loads(value))
-    transport = httpx.ASGITransport(app=create_api(built))
+    api = create_api(built)
+    topics = Topics(*(RecordingFaustTopic() for _ in CONTRACT_TOPICS))
+    api.state.topics = topics
+    transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://node") as client:
-        yield RegistryNode(client, topic, sent)
+        yield RegistryNode(client, topic, sent, topics)
     await built.deployments.stop()
 
 
@@ -112,7 +122,9 @@ async def test_the_token_is_checked_before_the_body_and_the_name(node: RegistryN
         ("/models/fresh", {**TREE, "colour": 1}, ["body", "colour"], "Extra inputs"),
         ("/models/fresh", {**TREE, "name": "x"}, ["path", "name"], "named by its path"),
         ("/models/fresh", [TREE], ["body"], "must be an object"),
-        ("/models/a:b", TREE, ["path", "name"], "a model name is"),
+        ("/models/a:b", TREE, ["path", "name"], "kept for the models a template makes"),
+        ("/models/fresh", {**TREE, "max_models": 3}, ["body", "key_field"], "a template needs"),
+        ("/models/fresh", {**TREE, "key_field": 3}, ["body", "key_field"], "a feature name"),
         ("/models/a%20b", TREE, ["path", "name"], "a model name is"),
         ("/models/" + "x" * 65, TREE, ["path", "name"], "a model name is"),
     ],
@@ -148,3 +160,21 @@ async def test_the_seeded_model_has_its_spec_from_the_file(node: RegistryNode) -
     assert spec["spec"]["pipeline"] == TREE["pipeline"].replace(
         "tree.HoeffdingTreeClassifier()", "linear_model.LogisticRegression()"
     )
+
+
+async def test_a_template_makes_models_that_are_listed_and_served(node: RegistryNode) -> None:
+    client = node.client
+    template = {**TREE, "key_field": "merchant", "max_models": 5}
+    created = await client.put("/models/fraud", json=template, headers=AUTH)
+    assert created.status_code == 200 and created.json()["change"] == "created", created.text
+    assert (await client.get("/models/fraud/spec")).json()["spec"]["key_field"] == "merchant"
+    event = {"event_id": "1", "model": "fraud", "features": {"merchant": "acme"}, "label": True}
+    assert (await client.post("/events", json=event)).status_code == 202
+    events_topic = node.topics.events_topic
+    assert isinstance(events_topic, RecordingFaustTopic)
+    assert [key for key, _ in events_topic.sent] == [b"fraud"]
+    body = (await client.get("/openapi.json")).json()["paths"]["/events"]["post"]["requestBody"]
+    event_schema = body["content"]["application/json"]["schema"]["oneOf"][0]
+    assert event_schema["properties"]["model"]["enum"] == ["clicks", "fraud"]
+    clicks = await client.put("/models/clicks", json=template, headers=AUTH)
+    assert clicks.status_code == 422 and "retire it first" in clicks.text

@@ -16,7 +16,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from streams.deployments import Deployments
-from streams.learning.catalog import spec_from_fields
+from streams.learning.catalog import spec_from_fields, version_from_fields
 from streams.learning.errors import ModelUnavailable, UnknownModel
 from streams.learning.registry import ModelRegistry
 from streams.learning.spec import ModelSpec
@@ -205,3 +205,32 @@ async def test_a_snapshot_from_before_an_in_place_change_is_brought_up_to_it(
     heir.lifecycle.restore_latest("m", sealed.read_bytes())
     model = heir.registry.get("m")
     assert model.n_learned == 30 and list(model.metrics.cumulative()) == ["MAE"]
+
+
+async def test_the_models_a_template_makes_are_recorded_and_known_to_every_node(
+    group: Group,
+) -> None:
+    owner = await group.node()
+    fraud = {**LINEAR, "key_field": "merchant", "max_models": 10}
+    spec, template = version_from_fields("fraud", fraud)
+    change = await owner.deployments.put(spec, None, template)
+    assert change.kind == "created" and "fraud" in owner.registry.templates
+    assert "fraud" not in owner.registry.models
+    batch = orjson.dumps([
+        {"event_id": f"e{i}", "model": "fraud", "features": {"merchant": k, "x": i}, "label": i}
+        for i, k in enumerate("ab")
+    ])  # fmt: skip
+    out = owner.registry.handle_events(batch, topic="ev", partition=0, offset=4, now=0.0)
+    await owner.deployments.register(out.created)
+    assert [name for name, _ in group.log[0]] == ["m", "fraud", "fraud:a", "fraud:b"]
+    assert {"fraud:a", "fraud:b"} <= owner.lifecycle.live
+    assert owner.deployments.catalog.current("fraud:a").who == "template fraud"  # type: ignore[union-attr]
+    other = await group.node(holds=False)
+    assert "fraud" in other.registry.templates
+    assert other.registry.get("fraud:a").offsets == {"ev:0": 4}
+    heir = await group.node()  # no snapshot of them: each starts where it was made
+    assert heir.registry.get("fraud:b").offsets == {"ev:0": 4}
+    heir.registry.handle_events(batch, topic="ev", partition=0, offset=4, now=0.0)
+    assert heir.registry.get("fraud:a").n_learned == 1
+    retired = await owner.deployments.retire("fraud")
+    assert retired.kind == "retired" and "fraud" not in owner.registry.templates
