@@ -26,20 +26,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-
-from aiokafka import TopicPartition
 
 from streams.learning.catalog import Catalog, Change, ModelRecord
-from streams.learning.changes import apply_in_place, changed_fields, classify
-from streams.learning.errors import InvalidSpec, ModelUnavailable, SpecError, UnknownModel
-from streams.learning.model import OnlineModel
-from streams.learning.partitioning import tp_key
+from streams.learning.changes import apply_in_place, changed_fields
+from streams.learning.errors import ModelUnavailable, SpecError
 from streams.learning.registry import ModelRegistry
 from streams.learning.snapshots import SnapshotInfo
 from streams.learning.spec import ModelSpec
-from streams.learning.templates import Template, home
+from streams.learning.templates import Template
 from streams.models_topic import Entry, ModelsTopic
+from streams.owner_writes import OwnerWrites, now
 from streams.rebalance import Lifecycle
 
 logger = logging.getLogger(__name__)
@@ -50,8 +46,9 @@ CATCH_UP_SECONDS = 30.0
 FROM_FILE = "file"
 
 
-class Deployments:
-    """The registry of this node: read from the models topic, changed through it."""
+class Deployments(OwnerWrites):
+    """The registry of this node: read from the models topic, changed through it (by its
+    owner: :class:`~streams.owner_writes.OwnerWrites`)."""
 
     def __init__(
         self,
@@ -81,10 +78,10 @@ class Deployments:
         ends = await self.topic.ends()
         await self._read_to(ends)
         if not any(ends.values()):
-            now = _now()
+            when = now()
             for spec in self.file_specs.values():
                 await self.topic.write(
-                    spec.name, self.catalog.propose(spec, FROM_FILE, now).encode()
+                    spec.name, self.catalog.propose(spec, FROM_FILE, when).encode()
                 )
             await self._read_to(await self.topic.ends())
             logger.info("the model registry was empty: seeded it with %s", sorted(self.file_specs))
@@ -221,113 +218,3 @@ class Deployments:
             else:
                 self.registry.deploy(change.new.spec)
         return info
-
-    def _require_owner(self, name: str) -> None:
-        if not self.holds(name) or not self.lifecycle.restored:
-            raise ModelUnavailable(
-                name,
-                "cannot be changed on this node: its partition is held by another node, or is"
-                " moving between nodes",
-            )
-
-    async def put(
-        self, spec: ModelSpec, who: str | None, template: Template | None = None
-    ) -> Change:
-        """Make ``spec`` the next version of its model, or of a template (this node must
-        hold its partition); ``unchanged`` when it is the current one already (nothing is
-        written)."""
-        name = spec.name
-        async with self._writing:
-            await self.caught_up(name)
-            old = self.catalog.current(name)
-            kind = "created" if old is None else classify(old.spec, spec)
-            if old is not None and kind == "unchanged" and old.template == template:
-                return Change("unchanged", name, old, old)
-            self._require_owner(name)
-            if template is not None or (old is not None and old.template is not None):
-                return await self._put_template(spec, who, template)
-            async with self.lifecycle.lock:
-                model = self.registry.models.get(name)
-                if old is None or model is None:
-                    offsets, model_version = await self._ends_of(name), 1
-                elif kind == "rebuild":
-                    before = self.lifecycle.take(model)  # kept, to roll back to
-                    await self.lifecycle.topic.publish(before, wait=True)
-                    offsets = self.registry.offsets_for(model)
-                    model_version = model.model_version + 1
-                else:  # in place: the build goes on
-                    offsets, model_version = dict(old.offsets), old.model_version
-                record = self.catalog.propose(spec, who, _now(), offsets, model_version)
-                await self.topic.write(name, record.encode())
-                change = self.catalog.apply(name, record)
-                self._enact(change, keep_old=False)
-                self.lifecycle.live.add(name)
-                info = self.lifecycle.take(self.registry.get(name))
-            await self.lifecycle.topic.publish_or_log(info)
-        self._announce(change)
-        return change
-
-    async def _put_template(
-        self, spec: ModelSpec, who: str | None, template: Template | None
-    ) -> Change:
-        """A template's spec: for the models it makes from now on (a model and a template
-        never share a name: one becomes the other only after it is retired)."""
-        old = self.catalog.current(spec.name)
-        if template is None or (old is not None and old.template is None):
-            raise InvalidSpec(
-                f"name: {spec.name!r} is a {'template' if template is None else 'model'};"
-                " retire it first to make it a " + ("model" if template is None else "template"),
-                "key_field",
-            )
-        async with self.lifecycle.lock:
-            record = self.catalog.propose(spec, who, _now(), template=template)
-            await self.topic.write(spec.name, record.encode())
-            change = self.catalog.apply(spec.name, record)
-            self._enact(change)
-        self._announce(change)
-        return change
-
-    async def register(self, models: list[OnlineModel]) -> None:
-        """Record the models a template made on this node (its owner) as it made them, so
-        that whichever node holds them next knows them and where each started."""
-        changes = []
-        async with self.lifecycle.lock:
-            for model in models:
-                if model.name not in self.registry.models or model.name in self.catalog:
-                    continue
-                self.lifecycle.live.add(model.name)
-                who = f"template {home(model.name)}"
-                record = self.catalog.propose(model.spec, who, _now(), dict(model.offsets))
-                await self.topic.write(model.name, record.encode())
-                changes.append(self.catalog.apply(model.name, record))
-        for change in changes:
-            self._announce(change)
-
-    async def retire(self, name: str) -> Change:
-        """Retire model ``name``: a tombstone on the topic; its snapshots are kept."""
-        async with self._writing:
-            await self.caught_up(name)
-            if self.catalog.current(name) is None:
-                raise UnknownModel(name)
-            self._require_owner(name)
-            async with self.lifecycle.lock:
-                if name in self.lifecycle.live:
-                    last = self.lifecycle.take(self.registry.get(name))
-                    await self.lifecycle.topic.publish(last, wait=True)
-                await self.topic.write(name, None)
-                change = self.catalog.apply(name, None)
-                self._enact(change, keep_old=False)
-        self._announce(change)
-        return change
-
-    async def _ends_of(self, name: str) -> dict[str, int]:
-        """Where a new model starts: the end of its input partitions now, so it learns the
-        events written after it was deployed."""
-        partition = self.registry.partition_of(name)
-        tps = [TopicPartition(topic, partition) for topic in self.registry.input_topics]
-        ends = await self.topic.end_offsets(tps)
-        return {tp_key(tp.topic, tp.partition): ends[tp] for tp in tps}
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()

@@ -30,7 +30,7 @@ from streams.learning.model import Limits, OnlineModel, Step
 from streams.learning.partitioning import partition_for, tp_key
 from streams.learning.records import DeadLetter, DriftDetected, Prediction, Promotion, Reroute
 from streams.learning.spec import ModelSpec
-from streams.learning.templates import Template, home, instance_for
+from streams.learning.templates import Template, home, instance_for, without_key
 
 logger = logging.getLogger(__name__)
 
@@ -317,6 +317,7 @@ class ModelRegistry:
                         continue
                     if made:
                         outcome.created.append(model)
+                    item = without_key(item, self.templates[item.model][1])
             if model is None:
                 error = InvalidEvent(f"unknown model {item.model!r}", "model")
                 self._dead_letter(outcome, error, None, raw, where)

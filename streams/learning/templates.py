@@ -24,6 +24,7 @@ streams.learning.errors.InvalidEvent: model 'fraud' is a template keyed by featu
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -91,6 +92,15 @@ def instance_for(
             item.model,
         )
     return name, spec.model_copy(update={"name": name})
+
+
+def without_key(item: Any, template: Template) -> Any:
+    """``item`` (an event) without its key among the features: every event of a template's
+    model has the same key, which tells the model nothing."""
+    if template.key_field not in getattr(item, "features", ()):
+        return item
+    features = {k: v for k, v in item.features.items() if k != template.key_field}
+    return dataclasses.replace(item, features=features)
 
 
 def home(name: str) -> str:

@@ -125,13 +125,21 @@ def test_a_model_is_deployed_changed_and_retired_on_a_running_node(start_node: A
     assert node.get("/models/fresh/metrics").json()["window"] == 50
 
     # A new pipeline: a new model from here, the old one kept as a snapshot.
+    before = {v["version"] for v in node.get("/models/fresh/snapshots").json()}
     rebuilt = put(node, "fresh", TREE)
     assert rebuilt.json()["change"] == "rebuilt" and rebuilt.json()["version"] == 3
     more = agrawal(600, seed=2)
     send(node, "fresh", more, start=len(data))
     assert_exact(node, "fresh", tree.HoeffdingTreeClassifier(), more)
     assert node.get("/models/fresh").json()["model_version"] == 2
-    assert node.get("/models/fresh/snapshots").json()
+    kept = min(v["version"] for v in node.get("/models/fresh/snapshots").json()
+               if v["version"] not in before)  # fmt: skip
+    # Rolled back to it: its spec is the registry's again, its learned state the model's.
+    restored = node.post(f"/models/fresh/snapshots/{kept}/restore", headers=AUTH)
+    assert restored.status_code == 200, restored.text
+    assert restored.json()["n_learned"] == len(data) and restored.json()["model_version"] == 3
+    spec = node.get("/models/fresh/spec").json()
+    assert spec["version"] == 4 and spec["spec"]["pipeline"] == LINEAR["pipeline"]
 
     retired = delete(node, "fresh")
     assert retired.status_code == 200 and retired.json()["change"] == "retired"
@@ -247,3 +255,51 @@ def test_models_apply_makes_the_registry_the_file_and_is_idempotent(
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert unauthorised.returncode == 2 and "401" in unauthorised.stderr
+
+
+TEMPLATE = """
+[templates.fraud]
+key_field = "merchant"
+max_models = 3
+task = "binary"
+pipeline = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"
+preprocess = "none"
+snapshot_every = 300
+"""
+
+
+def test_a_template_makes_a_model_per_key_each_exact_through_a_kill_9(start_node: Any) -> None:
+    node = start_node(SEED + TEMPLATE, STREAMLEARN_ADMIN_TOKEN=TOKEN)
+    assert node.get("/models/fraud/spec").json()["spec"]["key_field"] == "merchant"
+    keys = ["acme", "bolt", "7"]
+    data = {key: agrawal(700, seed=20 + i) for i, key in enumerate(keys)}
+
+    def send_keyed(rows: dict[str, list[tuple[dict[str, Any], int]]], start: int) -> None:
+        events = [
+            {"event_id": f"{key}-{start + i}", "model": "fraud",
+             "features": {**x, "merchant": int(key) if key.isdigit() else key}, "label": y}
+            for i in range(max(len(r) for r in rows.values()))
+            for key, r in rows.items() if i < len(r)
+            for x, y in [r[i]]
+        ]  # fmt: skip
+        values = [orjson.dumps(events[i : i + 10]) for i in range(0, len(events), 10)]
+        run(produce(node.bootstrap, node.topic("events"), values, b"fraud",
+                    **node.client_options))  # fmt: skip
+
+    send_keyed({key: rows[:400] for key, rows in data.items()}, 0)
+    wait_until(lambda: all(node.get(f"/models/fraud:{k}").json()["n_learned"] == 400
+                           for k in keys), 90, "each key's model to learn")  # fmt: skip
+    history = node.get("/models/fraud:acme/spec/history").json()
+    assert [(h["version"], h["who"]) for h in history] == [(1, "template fraud")]
+    node.kill()
+    node.start()
+    send_keyed({key: rows[400:] for key, rows in data.items()} | {"late": agrawal(1, seed=9)}, 400)
+    for key, rows in data.items():
+        reference = preprocessing.StandardScaler() | linear_model.LogisticRegression()
+        assert_exact(node, f"fraud:{key}", reference, rows)
+    listed = sorted(m["name"] for m in node.get("/models").json())
+    assert listed == ["fraud:7", "fraud:acme", "fraud:bolt", "seeded"]
+    letters = run(consume(node.bootstrap, node.topic("dead-letters"), 1, timeout=30,
+                          **node.client_options))  # fmt: skip
+    assert any("has made max_models = 3 models already" in d["error"] for d in letters), letters
+    assert 'streamlearn_learned_total{model="fraud:acme"} 700.0' in node.get("/metrics").text

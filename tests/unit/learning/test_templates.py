@@ -39,6 +39,7 @@ def test_each_key_gets_its_model_on_its_first_event() -> None:
     assert [m.name for m in out.created] == ["fraud:acme", "fraud:7"]
     assert reg.get("fraud:acme").n_learned == 2 and reg.get("fraud:7").n_learned == 1
     assert reg.get("fraud:acme").offsets == {f"ev:{p}": 3}
+    assert reg.get("fraud:acme").state()["n_features"] == 1  # x: the key tells it nothing
     assert reg.partition_of("fraud:acme") == p and reg.partition_of("fraud:zzz") == p
     assert {pred.model for pred in out.predictions} == {"fraud:acme", "fraud:7"}
     again = reg.handle_events(events("acme", start=9), topic="ev", partition=p, offset=4, now=0.0)

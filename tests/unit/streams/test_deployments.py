@@ -234,3 +234,43 @@ async def test_the_models_a_template_makes_are_recorded_and_known_to_every_node(
     assert heir.registry.get("fraud:a").n_learned == 1
     retired = await owner.deployments.retire("fraud")
     assert retired.kind == "retired" and "fraud" not in owner.registry.templates
+
+
+async def test_a_rebuild_is_rolled_back_to_the_model_it_replaced(group: Group) -> None:
+    node = await group.node()
+    learn(node.registry, 30)
+    await node.deployments.put(spec_from_fields("m", TREE), who=None)
+    old = node.lifecycle.store.versions("m")[0]  # taken just before the rebuild
+    learn(node.registry, 10, start=30)
+    assert (
+        await node.deployments.roll_back("m", node.lifecycle.store.versions("m")[-1], None) is None
+    )
+    rolled = await node.deployments.roll_back("m", old, who="abc")
+    assert rolled is not None
+    model, info = rolled
+    assert info.version == old and model is node.registry.get("m")
+    assert model.spec.pipeline == LINEAR["pipeline"] and model.n_learned == 30
+    assert model.model_version == 3 and model.offsets["ev:0"] == 40
+    history = node.deployments.catalog.history("m")
+    assert [(v.version, v.spec.pipeline, v.who) for v in history][-1] == (
+        3,
+        LINEAR["pipeline"],
+        "abc",
+    )
+    learn(node.registry, 5, start=40)
+    assert model.n_learned == 35
+
+
+async def test_a_snapshot_from_before_an_in_place_change_rolls_back_keeping_the_settings(
+    group: Group,
+) -> None:
+    node = await group.node()
+    learn(node.registry, 20)
+    before = node.lifecycle.take(node.registry.get("m"))
+    learn(node.registry, 10, start=20)
+    await node.deployments.put(spec(metrics=["MAE"]), who=None)
+    rolled = await node.deployments.roll_back("m", before.version, None)
+    assert rolled is not None
+    model, _ = rolled
+    assert model.n_learned == 20 and list(model.metrics.cumulative()) == ["MAE"]
+    assert len(node.deployments.catalog.history("m")) == 2  # the registry did not change
