@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from streams.learning.catalog import Catalog
+from streams.learning.catalog import Catalog, spec_from_fields
 from streams.learning.changes import apply_in_place, classify
 from streams.learning.errors import SnapshotNotFound, SnapshotRefused
 from streams.learning.model import OnlineModel
@@ -219,7 +219,9 @@ class Lifecycle:
             state["offsets"].get(key, 0) < start for key, start in build.offsets.items()
         ):
             raise ValueError(f"the snapshot is older than the current build of {name!r}")
-        theirs = spec.model_validate({**state.get("spec", {}), "name": name})
+        theirs = spec_from_fields(
+            name, {k: v for k, v in state.get("spec", {}).items() if k != "name"}
+        )
         kind = classify(theirs, spec)
         if kind == "rebuild":
             raise ValueError(

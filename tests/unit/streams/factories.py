@@ -61,7 +61,9 @@ class RecordingFaustTopic:
         #: The partition and headers of each message sent with ``send_soon``.
         self.placed: list[tuple[int | None, list[tuple[str, bytes]] | None]] = []
 
-    async def send(self, *, key: bytes, value: bytes) -> asyncio.Future[None]:
+    async def send(
+        self, *, key: bytes, value: bytes, partition: int | None = None
+    ) -> asyncio.Future[None]:
         self.sent.append((key, value))
         delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         delivered.set_result(None)

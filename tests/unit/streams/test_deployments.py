@@ -274,3 +274,18 @@ async def test_a_snapshot_from_before_an_in_place_change_rolls_back_keeping_the_
     model, _ = rolled
     assert model.n_learned == 20 and list(model.metrics.cumulative()) == ["MAE"]
     assert len(node.deployments.catalog.history("m")) == 2  # the registry did not change
+
+
+async def test_a_template_s_model_is_restored_from_its_snapshot(group: Group) -> None:
+    owner = await group.node()
+    spec, template = version_from_fields("fraud", {**LINEAR, "key_field": "k"})
+    await owner.deployments.put(spec, None, template)
+    batch = orjson.dumps([{"event_id": str(i), "model": "fraud", "features": {"k": "a", "x": i},
+                           "label": 2.0 * i} for i in range(20)])  # fmt: skip
+    out = owner.registry.handle_events(batch, topic="ev", partition=0, offset=3, now=0.0)
+    await owner.deployments.register(out.created)
+    info = owner.lifecycle.take(owner.registry.get("fraud:a"))
+    sealed = owner.lifecycle.store.directory / "fraud:a" / f"v{info.version:08d}.snapshot"
+    heir = await group.node()
+    heir.lifecycle.restore_latest("fraud:a", sealed.read_bytes())
+    assert heir.registry.get("fraud:a").n_learned == 20
