@@ -23,6 +23,7 @@ of that build exists (:meth:`streams.rebalance.Lifecycle.restore_latest`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -102,8 +103,12 @@ class Deployments(OwnerWrites):
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def stop(self) -> None:
+        """Stop following the topic (the worker stops)."""
         if self._task is not None:
             self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
         await self.topic.stop()
 
     def _compare_with_file(self) -> None:

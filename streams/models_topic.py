@@ -62,7 +62,9 @@ class ModelsTopic:
         await self._consumer.seek_to_beginning(*self._partitions)
 
     async def stop(self) -> None:
-        for client in (self._consumer, self._producer):
+        clients = (self._consumer, self._producer)
+        self._consumer = self._producer = None
+        for client in clients:
             if client is not None:
                 await client.stop()
 

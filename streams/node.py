@@ -106,6 +106,7 @@ def build_node(settings: Settings) -> Node:
     deployments = Deployments(
         registry, lifecycle, ModelsTopic(settings), specs, load_templates(settings.models)
     )
+    cluster.on_shutdown(deployments.stop)
     learner = Learner(topics, lifecycle, gate, cluster.seek, crashes, settings.max_event_bytes,
                       on_created=deployments.register)  # fmt: skip
     register_learn_agents(app, topics, registry, learner)
