@@ -156,14 +156,14 @@ class OwnerWrites:
         an earlier build (another pipeline, say) brings its spec back into the registry as a
         new version; one from before an in-place change keeps today's settings. Either way
         the model keeps today's offsets and gets the next ``model_version``."""
+        state, info = self.lifecycle.store.read(name, version)
+        fields = {k: v for k, v in state.get("spec", {}).items() if k != "name"}
+        theirs = spec_from_fields(name, fields)
+        if theirs == self.registry.get(name).spec:
+            return None
         async with self._writing:
             await self.caught_up(name)
-            state, info = self.lifecycle.store.read(name, version)
             current = self.registry.get(name)
-            fields = {k: v for k, v in state.get("spec", {}).items() if k != "name"}
-            theirs = spec_from_fields(name, fields)
-            if theirs == current.spec:
-                return None
             self._require_owner(name)
             async with self.lifecycle.lock:
                 offsets = self.registry.offsets_for(current)
