@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from streams.kafka_check import quiet
 from streams.learning.catalog import Catalog, Change, ModelRecord
 from streams.learning.changes import apply_in_place, changed_fields
 from streams.learning.errors import ModelUnavailable, SpecError
@@ -75,17 +76,22 @@ class Deployments(OwnerWrites):
     async def start(self) -> None:
         """Read the registry to its end (seeding it from the models file when the topic is
         empty: the group's first start), make the node's models those, and follow it."""
-        await self.topic.start()
-        ends = await self.topic.ends()
-        await self._read_to(ends)
+        # A topic created a moment ago has no leader yet: aiokafka logs each retry as an error.
+        with quiet("aiokafka.consumer.fetcher"):
+            await self.topic.start()
+            ends = await self.topic.ends()
+            await self._read_to(ends)
         if not any(ends.values()):
             when = now()
             for spec in self.file_specs.values():
-                await self.topic.write(
-                    spec.name, self.catalog.propose(spec, FROM_FILE, when).encode()
-                )
+                record = self.catalog.propose(spec, FROM_FILE, when)
+                await self.topic.write(spec.name, record.encode())
+            for spec, template in self.file_templates.values():
+                record = self.catalog.propose(spec, FROM_FILE, when, template=template)
+                await self.topic.write(spec.name, record.encode())
             await self._read_to(await self.topic.ends())
-            logger.info("the model registry was empty: seeded it with %s", sorted(self.file_specs))
+            seeded = sorted([*self.file_specs, *self.file_templates])
+            logger.info("the model registry was empty: seeded it with %s", seeded)
         else:
             self._compare_with_file()
         specs = self.catalog.specs()
@@ -95,11 +101,9 @@ class Deployments(OwnerWrites):
             model = self.registry.models.get(name)
             if model is None or model.spec != spec:
                 self.registry.deploy(spec)
-        self.registry.templates.update(
-            (name, (v.spec, v.template))
-            for name, v in self.catalog.templates().items()
-            if v.template
-        )
+        for name, version in self.catalog.templates().items():
+            if version.template is not None:
+                self.registry.templates[name] = (version.spec, version.template)
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def stop(self) -> None:
@@ -112,7 +116,8 @@ class Deployments(OwnerWrites):
         await self.topic.stop()
 
     def _compare_with_file(self) -> None:
-        registry = self.catalog.specs()
+        # The models templates made are not in any file.
+        registry = {n: spec for n, spec in self.catalog.specs().items() if ":" not in n}
         for name in sorted(set(registry) | set(self.file_specs)):
             theirs, ours = registry.get(name), self.file_specs.get(name)
             if theirs is None:

@@ -289,3 +289,18 @@ async def test_a_template_s_model_is_restored_from_its_snapshot(group: Group) ->
     heir = await group.node()
     heir.lifecycle.restore_latest("fraud:a", sealed.read_bytes())
     assert heir.registry.get("fraud:a").n_learned == 20
+
+
+async def test_the_file_s_templates_seed_the_registry_too(group: Group) -> None:
+    reg = registry(1, m=spec())
+    cycle = lifecycle(reg, group.tmp_path / "t", assignment=Assignment(set(HELD)))
+    fraud = version_from_fields("fraud", {**LINEAR, "key_field": "k"})
+    assert fraud[1] is not None
+    deployments = Deployments(reg, cycle, MemoryModelsTopic(log=group.log), {"m": spec()},
+                              {"fraud": (fraud[0], fraud[1])})  # fmt: skip
+    await deployments.start()
+    try:
+        assert [name for name, _ in group.log[0]] == ["m", "fraud"]
+        assert "fraud" in reg.templates and "fraud" not in reg.models
+    finally:
+        await deployments.stop()
