@@ -3,6 +3,7 @@ each model's spec and its versions."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import orjson
@@ -45,6 +46,8 @@ _SPEC_BODY = {
 }
 
 
+#: How long a spec may take to be built and checked.
+SPEC_SECONDS = 5.0
 _TEMPLATE_NAME = (
     "name: ':' is kept for the models a template makes (<template>:<key>); deploy or change"
     " the template instead"
@@ -74,8 +77,14 @@ async def deploy_model(
     if ":" in name:
         raise _invalid(["path", "name"], _TEMPLATE_NAME)
     try:
-        valid, template = version_from_fields(name, fields)
+        # In a thread, with a deadline: some River constructors loop on a huge size argument
+        # (tests/fuzz/fuzz_registry.py), which must not hold the node's event loop.
+        build = asyncio.to_thread(version_from_fields, name, fields)
+        valid, template = await asyncio.wait_for(build, SPEC_SECONDS)
         change = await deployments.put(valid, call.who.token_fingerprint, template)
+    except TimeoutError:
+        msg = f"pipeline: building the spec took more than {SPEC_SECONDS:g} s; refused"
+        raise _invalid(["body", "pipeline"], msg) from None
     except InvalidSpec as exc:
         field = exc.field
         loc: list[str | int] = ["body", *field.split(".")] if field else ["body"]
