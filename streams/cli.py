@@ -261,8 +261,9 @@ _TARGETS = {"apply": "models file", "delete": "model name"}
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:
     """The registry through a node's admin routes: apply a file, list, delete."""
+    from streams.learning.catalog import load_templates
     from streams.learning.spec import load_specs
-    from streams.registry_client import RegistryClient, plan
+    from streams.registry_client import RegistryClient, Versioned, plan
 
     client = RegistryClient(settings)
     if args.action == "list":
@@ -277,7 +278,11 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
         retired = client.retire(args.target)
         _say(f"- {retired['name']} (retired at v{retired['version']})")
         return 0
-    steps = plan(client.specs(), load_specs(Path(args.target)))
+    path = Path(args.target)
+    templates = load_templates(path)
+    wanted: dict[str, Versioned] = {name: (spec, None) for name, spec in load_specs(path).items()}
+    wanted.update((name, (spec, template)) for name, (spec, template) in templates.items())
+    steps = plan(client.specs(templates), wanted)
     for step in steps:
         _say(step.line())
     if not steps:

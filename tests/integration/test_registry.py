@@ -235,17 +235,27 @@ def test_models_apply_makes_the_registry_the_file_and_is_idempotent(
         + "".join(f"\n[models.fresh]\n{k} = {orjson.dumps(v).decode()}\n" if k == "task" else
                   f"{k} = {orjson.dumps(v).decode()}\n" for k, v in LINEAR.items())
     )  # fmt: skip
+    wanted.write_text(wanted.read_text() + TEMPLATE)
     dry = cli(node, "apply", str(wanted), "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.splitlines() == ["+ fresh (deploy)", "~ seeded: snapshot_every (in place)"]
+    assert dry.stdout.splitlines() == [
+        "+ fraud (deploy)", "+ fresh (deploy)", "~ seeded: snapshot_every (in place)",
+    ]  # fmt: skip
     assert [m["name"] for m in node.get("/models").json()] == ["seeded"]
     applied = cli(node, "apply", str(wanted))
     assert applied.returncode == 0, applied.stderr
     assert "seeded: in_place (v2)" in applied.stdout and "fresh: created (v1)" in applied.stdout
+    # A model a template made is not in the file, and stays.
+    event = {"event_id": "k1", "model": "fraud", "features": {"merchant": "acme", "x": 1.0},
+             "label": True}  # fmt: skip
+    assert node.post("/events", json=event).status_code == 202
+    wait_until(lambda: node.get("/models/fraud:acme").status_code == 200, 30, "fraud:acme")
     again = cli(node, "apply", str(wanted))
     assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout
     listed = cli(node, "list").stdout.splitlines()
-    assert [line.split("\t")[:2] for line in listed] == [["seeded", "v2"], ["fresh", "v1"]]
+    assert [line.split("\t")[:2] for line in listed] == [
+        ["seeded", "v2"], ["fresh", "v1"], ["fraud:acme", "v1"],
+    ]  # fmt: skip
     assert cli(node, "delete", "fresh").stdout.strip() == "- fresh (retired at v1)"
     refused = cli(node, "delete", "fresh")
     assert refused.returncode == 2 and "404" in refused.stderr
