@@ -45,8 +45,9 @@ def model_in_path(path: str) -> str | None:
 
 
 def _deploys(scope: Scope) -> bool:
-    """``PUT /models/{name}``: a model deployed (perhaps for the first time)."""
-    return scope["method"] == "PUT" and len(scope["path"].rstrip("/").split("/")) == 3
+    """``PUT`` or ``DELETE /models/{name}``: a model deployed (perhaps for the first time),
+    or a template, which is no model of its own, deployed or retired."""
+    return scope["method"] in ("PUT", "DELETE") and len(scope["path"].rstrip("/").split("/")) == 3
 
 
 def was_forwarded(scope: Scope) -> bool:
@@ -179,7 +180,7 @@ class ForwardToOwner:
         if name is None:
             return None
         if name not in self.ownership.registry.models:
-            # A model is deployed by the owner of its partition, which writes the registry.
+            # The owner of a name's partition writes the registry's changes of it.
             if not _deploys(scope) or was_forwarded(scope):
                 return None
             owner = self.ownership.owner_of(name)

@@ -176,6 +176,10 @@ def test_two_nodes_agree_through_a_kill_9_right_after_a_put(start_node: Any) -> 
     wait_until(lambda: a.get("/models/fresh").json()["n_learned"] >= 400, 60, "learning")
     changed = put(a, "fresh", {**LINEAR, "snapshot_every": 300})
     assert changed.json()["change"] == "in_place"
+    # Templates are no models of their own: their changes are relayed to the owner too.
+    for node in (a, b):
+        assert put(node, "tmpl", {**LINEAR, "key_field": "k"}).status_code == 200
+        assert delete(node, "tmpl").status_code == 200
     victim, survivor = (a, b) if owner == a.url else (b, a)
     victim.kill()  # right after the PUT: nothing is handed over
     wait_until(lambda: survivor.get("/models/fresh").json()["owner"] == survivor.url, 60,
