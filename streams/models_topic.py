@@ -9,6 +9,7 @@ topic, and the node that wrote it knows the offset to wait for.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -96,6 +97,14 @@ class ModelsTopic:
         """Every read, forever (until the task is cancelled)."""
         while True:
             yield await self.read()
+
+    async def write_many(self, values: dict[str, bytes]) -> None:
+        """Write a record per name at once, and wait for the broker to have them all."""
+        assert self._producer is not None, "start() first"
+        sent = [
+            await self._producer.send(self.name, value=v, key=n.encode()) for n, v in values.items()
+        ]
+        await asyncio.gather(*sent)
 
     async def write(self, name: str, value: bytes | None) -> tuple[int, int]:
         """Write ``value`` (``None``: a tombstone) under key ``name``; once the broker has it,

@@ -109,17 +109,22 @@ class OwnerWrites:
 
     async def register(self, models: list[OnlineModel]) -> None:
         """Record the models a template made on this node (its owner) as it made them, so
-        that whichever node holds them next knows them and where each started."""
+        that whichever node holds them next knows them and where each started. Models made
+        earlier whose record could not be written (the broker failed) are recorded too."""
         changes = []
         async with self.lifecycle.lock:
-            for model in models:
-                if model.name not in self.registry.models or model.name in self.catalog:
+            named = {model.name for model in models}
+            named |= {n for n in self.registry.models if ":" in n and n not in self.catalog}
+            records = {}
+            for name in sorted(named):
+                model = self.registry.models.get(name)
+                if model is None or name in self.catalog:
                     continue
-                self.lifecycle.live.add(model.name)
-                who = f"template {home(model.name)}"
-                record = self.catalog.propose(model.spec, who, now(), dict(model.offsets))
-                await self.topic.write(model.name, record.encode())
-                changes.append(self.catalog.apply(model.name, record))
+                self.lifecycle.live.add(name)
+                who = f"template {home(name)}"
+                records[name] = self.catalog.propose(model.spec, who, now(), dict(model.offsets))
+            await self.topic.write_many({n: r.encode() for n, r in records.items()})
+            changes = [self.catalog.apply(name, record) for name, record in records.items()]
         for change in changes:
             self._announce(change)
 

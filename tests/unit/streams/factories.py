@@ -153,6 +153,10 @@ class MemoryModelsTopic(ModelsTopic):
             await asyncio.sleep(0.005)
         return out
 
+    async def write_many(self, values: dict[str, bytes]) -> None:
+        for name, value in values.items():
+            await self.write(name, value)
+
     async def write(self, name: str, value: bytes | None) -> tuple[int, int]:
         partition = partition_for(name, len(self.log))
         self.log[partition].append((name, value))
