@@ -16,6 +16,7 @@ from streams.learning.errors import InvalidEvent
 from streams.learning.events import Event, Label, validate_event, validate_label
 from streams.learning.records import event_schema, label_schema
 from streams.learning.registry import ModelRegistry
+from streams.learning.templates import home
 
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +114,8 @@ async def _write(
         return _invalid(errors)
     for model, group in by_model.items():
         for message in to_messages(group, max_bytes):
-            await topic.send(key=model.encode(), value=message)
+            # Keyed by the model's home: a template's model lives in its template's partition.
+            await topic.send(key=home(model).encode(), value=message)
     return AcceptedOut(accepted=len(elements))
 
 
