@@ -29,6 +29,7 @@ from app.schemas import INVALID_RESPONSE, ErrorOut
 from streams.admin import Admin
 from streams.audit import AuditTrail, fingerprint
 from streams.cluster import Cluster
+from streams.deployments import Deployments
 from streams.learning.errors import ModelUnavailable, StreamlearnError
 from streams.learning.model import OnlineModel
 from streams.learning.records import AuditEntry, Caller
@@ -84,6 +85,11 @@ async def get_prometheus(request: Request) -> CollectorRegistry:
     return prometheus
 
 
+async def get_deployments(request: Request) -> Deployments:
+    deployments: Deployments = request.app.state.deployments
+    return deployments
+
+
 async def get_audit(request: Request) -> AuditTrail:
     audit: AuditTrail = request.app.state.audit
     return audit
@@ -99,6 +105,7 @@ OwnershipDep = Annotated[Ownership, Depends(get_ownership)]
 PeersDep = Annotated[Peers, Depends(get_peers)]
 PrometheusDep = Annotated[CollectorRegistry, Depends(get_prometheus)]
 AuditDep = Annotated[AuditTrail, Depends(get_audit)]
+DeploymentsDep = Annotated[Deployments, Depends(get_deployments)]
 
 
 async def get_model(name: str, request: Request, registry: RegistryDep) -> OnlineModel:

@@ -44,6 +44,12 @@ def model_in_path(path: str) -> str | None:
     return None
 
 
+def _deploys(scope: Scope) -> bool:
+    """``PUT`` or ``DELETE /models/{name}``: a model deployed (perhaps for the first time),
+    or a template, which is no model of its own, deployed or retired."""
+    return scope["method"] in ("PUT", "DELETE") and len(scope["path"].rstrip("/").split("/")) == 3
+
+
 def was_forwarded(scope: Scope) -> bool:
     """The request was relayed by another node already."""
     return any(name == FORWARDED_HEADER.encode() for name, _ in scope.get("headers", ()))
@@ -171,8 +177,14 @@ class ForwardToOwner:
         """The URL to relay this request to, or ``None`` to answer it here; a model found
         live here is recorded in the scope's state (see :func:`decided_live`)."""
         name = model_in_path(scope["path"])
-        if name is None or name not in self.ownership.registry.models:
+        if name is None:
             return None
+        if name not in self.ownership.registry.models:
+            # The owner of a name's partition writes the registry's changes of it.
+            if not _deploys(scope) or was_forwarded(scope):
+                return None
+            owner = self.ownership.owner_of(name)
+            return owner if owner not in (None, self.ownership.url) else None
         if self.ownership.is_live(name):
             scope.setdefault("state", {})[LIVE_MODEL] = name
             return None

@@ -16,9 +16,19 @@ from app.errors import handle_streamlearn_error
 from app.forwarding import ForwardToOwner, Peers
 from app.latency import RequestLatency
 from app.limits import BodyLimit, unprocessable
-from app.routes import candidates, dashboard, events, health, models, snapshots, telemetry
+from app.routes import (
+    candidates,
+    dashboard,
+    events,
+    health,
+    models,
+    registry,
+    snapshots,
+    telemetry,
+)
 from app.schemas import ErrorOut
 from streams.gate import RequestGate
+from streams.learning.catalog import Change
 from streams.learning.errors import StreamlearnError
 from streams.node import Node
 
@@ -99,6 +109,7 @@ def create_api(node: Node) -> FastAPI:
     api.state.snapshots = node.store
     api.state.admin = node.admin
     api.state.audit = node.audit
+    api.state.deployments = node.deployments
     api.state.cluster = node.cluster
     api.state.ownership = node.ownership
     api.state.prometheus = node.prometheus
@@ -121,13 +132,22 @@ def create_api(node: Node) -> FastAPI:
     api.add_middleware(
         BodyLimit, max_request_bytes=settings.max_request_bytes, node_url=node.cluster.url
     )
+    # The events schema names the deployed models: the OpenAPI text follows the registry.
+    deployed = sorted([*node.registry.models, *node.registry.templates])
+
+    def follow_registry(change: Change) -> None:
+        deployed[:] = sorted([*node.registry.models, *node.registry.templates])
+        api.openapi_schema = None
+
+    node.deployments.listeners.append(follow_registry)
     for router in (
         dashboard.router,
         health.router,
+        registry.router,
         models.router,
         snapshots.router,
         candidates.router,
-        events.router_for(node.registry.models),
+        events.router_for(deployed),
         telemetry.router,
     ):
         api.include_router(router)

@@ -150,6 +150,25 @@ class RestoreOut(BaseModel):
     snapshot: SnapshotOut
 
 
+class SpecVersionOut(BaseModel):
+    """One version of a model's spec in the registry."""
+
+    name: str
+    version: int
+    #: The fields of its ``[models.NAME]`` table, every default filled in.
+    spec: dict[str, Any]
+    #: The fingerprint of the admin token that wrote it (``file``: seeded from the models file).
+    who: str | None
+    when: str
+
+
+class SpecChangeOut(SpecVersionOut):
+    """What a deploy or a retirement did: ``created``, ``rebuilt`` (a new model, learned from
+    scratch), ``in_place``, ``unchanged`` or ``retired``."""
+
+    change: str
+
+
 class ErrorOut(BaseModel):
     """Every error but a 422: what went wrong, in a sentence."""
 

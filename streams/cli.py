@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -108,6 +109,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.set_event_loop(loop)
     node = build_node(settings)
     loop.run_until_complete(create_topics(settings))
+    # The registry on the models topic, read whole before the node joins its group.
+    loop.run_until_complete(node.deployments.start())
     serve_asgi(node.app, create_api(node), host=settings.http_host, port=settings.http_port)
     worker = faust.Worker(
         node.app,
@@ -268,6 +271,45 @@ def _snapshot(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+_TARGETS = {"apply": "models file", "delete": "model name"}
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    """The registry through a node's admin routes: apply a file, list, delete."""
+    from streams.learning.catalog import load_templates
+    from streams.learning.spec import load_specs
+    from streams.registry_client import RegistryClient, Versioned, plan
+
+    client = RegistryClient(settings)
+    if args.action == "list":
+        for v in client.versions():
+            spec = v["spec"]
+            _say(f"{v['name']}\tv{v['version']}\t{spec['task']}\t{spec['pipeline']}"
+                 f"\t{v['who']}\t{v['when']}")  # fmt: skip
+        return 0
+    if args.target is None:
+        raise StreamlearnError(f"models {args.action} needs a {_TARGETS[args.action]}")
+    if args.action == "delete":
+        retired = client.retire(args.target)
+        _say(f"- {retired['name']} (retired at v{retired['version']})")
+        return 0
+    path = Path(args.target)
+    templates = load_templates(path)
+    wanted: dict[str, Versioned] = {name: (spec, None) for name, spec in load_specs(path).items()}
+    wanted.update((name, (spec, template)) for name, (spec, template) in templates.items())
+    steps = plan(client.specs(templates), wanted)
+    for step in steps:
+        _say(step.line())
+    if not steps:
+        _say(f"the registry is {args.target} already: nothing to do")
+    if args.dry_run:
+        return 0
+    for step in steps:
+        answer = client.retire(step.name) if step.spec is None else client.deploy(step.spec)
+        _say(f"{step.name}: {answer['change']} (v{answer['version']})")
+    return 0
+
+
 def _say(text: str) -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
@@ -328,6 +370,19 @@ def build_parser() -> argparse.ArgumentParser:
     snapshot = commands.add_parser("snapshot", help="snapshot a model on the running node now")
     snapshot.add_argument("name", help="the model")
     snapshot.set_defaults(handler=_snapshot)
+
+    models = commands.add_parser(
+        "models",
+        help="the model registry: apply a models file, list, delete",
+        description="Change the model registry of a running group through a node's admin"
+        " routes (STREAMLEARN_API_URL, STREAMLEARN_ADMIN_TOKEN). `apply FILE` makes the"
+        " registry what the file declares: it prints the difference (+ deploy, ~ change,"
+        " - retire), then applies it; applying the same file again changes nothing.",
+    )
+    models.add_argument("action", choices=["apply", "list", "delete"])
+    models.add_argument("target", nargs="?", help="apply: the models file; delete: the model")
+    models.add_argument("--dry-run", action="store_true", help="apply: print the difference only")
+    models.set_defaults(handler=_models)
 
     demo = commands.add_parser(
         "demo",

@@ -149,6 +149,13 @@ class Cluster:
         async def hand_over_on_shutdown(sender: Any, **kwargs: Any) -> None:
             await revoked()
 
+    def on_shutdown(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``hook`` when the worker stops cleanly (after the hand-over)."""
+
+        @self._app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
+        async def run_on_shutdown(sender: Any, **kwargs: Any) -> None:
+            await hook()
+
     def _consumer(self) -> Any:
         # Faust creates its consumer on first use of ``app.consumer``: read, never create.
         return getattr(self._app, "_consumer", None)

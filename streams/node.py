@@ -20,11 +20,14 @@ from streams.agents.publish import Publisher
 from streams.app import create_faust_app
 from streams.audit import AuditTrail
 from streams.cluster import Cluster
+from streams.deployments import Deployments
 from streams.gate import RequestGate
+from streams.learning.catalog import Catalog, load_templates
 from streams.learning.model import Limits
 from streams.learning.registry import ModelRegistry
 from streams.learning.snapshots import SnapshotStore, load_key
 from streams.learning.spec import load_specs
+from streams.models_topic import ModelsTopic
 from streams.ownership import Ownership
 from streams.rebalance import Lifecycle
 from streams.settings import Settings
@@ -46,6 +49,8 @@ class Node:
     lifecycle: Lifecycle
     ownership: Ownership
     admin: Admin
+    #: The model registry on the models topic: deploy, change, retire (started by the worker).
+    deployments: Deployments
     #: Every call of an admin route, on the audit topic and in the log.
     audit: AuditTrail
     #: Learning yields to the HTTP requests it counts.
@@ -82,7 +87,9 @@ def build_node(settings: Settings) -> Node:
         settings.snapshot_retention,
     )
     snapshot_topic = SnapshotTopic(settings, topics.snapshots_topic, store)
-    lifecycle = Lifecycle(registry, store, snapshot_topic, assignment=cluster.assignment)
+    lifecycle = Lifecycle(
+        registry, store, snapshot_topic, assignment=cluster.assignment, catalog=Catalog()
+    )
     cluster.on_rebalance(
         resume=lifecycle.resume_positions,
         revoked=lifecycle.hand_over,
@@ -96,7 +103,12 @@ def build_node(settings: Settings) -> Node:
         registry=prometheus,
     )
     gate = RequestGate()
-    learner = Learner(topics, lifecycle, gate, cluster.seek, crashes, settings.max_event_bytes)
+    deployments = Deployments(
+        registry, lifecycle, ModelsTopic(settings), specs, load_templates(settings.models)
+    )
+    cluster.on_shutdown(deployments.stop)
+    learner = Learner(topics, lifecycle, gate, cluster.seek, crashes, settings.max_event_bytes,
+                      on_created=deployments.register)  # fmt: skip
     register_learn_agents(app, topics, registry, learner)
     register_metrics_timer(
         app, registry, ownership.is_live, topics.metrics_topic, settings.metrics_interval_seconds
@@ -112,6 +124,7 @@ def build_node(settings: Settings) -> Node:
         lifecycle=lifecycle,
         ownership=ownership,
         admin=admin,
+        deployments=deployments,
         audit=AuditTrail(topics.audit_topic),
         gate=gate,
         prometheus=prometheus,

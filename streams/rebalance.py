@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from streams.learning.catalog import Catalog, spec_from_fields
+from streams.learning.changes import apply_in_place, classify
 from streams.learning.errors import SnapshotNotFound, SnapshotRefused
 from streams.learning.model import OnlineModel
 from streams.learning.partitioning import tp_key
@@ -47,8 +49,12 @@ class Lifecycle:
         store: SnapshotStore,
         topic: SnapshotTopic,
         assignment: Callable[[], Iterable[Any]],
+        catalog: Catalog | None = None,
     ) -> None:
         self.registry = registry
+        #: The model registry as read from the models topic: where a model without a snapshot
+        #: starts, and the spec a restored snapshot is brought up to.
+        self.catalog = catalog if catalog is not None else Catalog()
         self.store = store
         self.topic = topic
         self.assignment = assignment
@@ -246,7 +252,7 @@ class Lifecycle:
             )
             try:
                 state = self._load(name, candidate, payload)
-                self.registry.reset_model(name).restore_state(state)
+                self._become(name, state)
             except (SnapshotRefused, SnapshotNotFound, OSError, ValueError, KeyError) as exc:
                 logger.error("refused snapshot %s %s: %s", name, label, exc)
                 continue
@@ -254,8 +260,37 @@ class Lifecycle:
             if candidate.published:  # keep a local copy, to be listed and rolled back to
                 self.take(self.registry.get(name))
             return
-        self.registry.reset_model(name)
-        logger.info("no snapshot of %s: it learns its partition from the start", name)
+        model = self.registry.reset_model(name)
+        current = self.catalog.current(name)
+        if current is not None:
+            model.offsets = dict(current.offsets)
+            model.model_version = current.model_version
+        logger.info("no snapshot of %s: it learns its partition from %s", name,
+                    model.offsets or "the start")  # fmt: skip
+
+    def _become(self, name: str, state: dict[str, Any]) -> None:
+        """Restore ``name`` from ``state``, brought up to the spec the registry gives it now: a
+        snapshot taken before a change applied in place (new metrics, say) gets the change; one
+        of another pipeline is refused (the model was rebuilt since: it starts afresh)."""
+        spec = self.registry.get(name).spec
+        build = self.catalog.current(name)
+        if build is not None and any(
+            state["offsets"].get(key, 0) < start for key, start in build.offsets.items()
+        ):
+            raise ValueError(f"the snapshot is older than the current build of {name!r}")
+        theirs = spec_from_fields(
+            name, {k: v for k, v in state.get("spec", {}).items() if k != "name"}
+        )
+        kind = classify(theirs, spec)
+        if kind == "rebuild":
+            raise ValueError(
+                f"the snapshot is of an earlier pipeline of {name!r} (the registry rebuilt it"
+                " since)"
+            )
+        model = self.registry.deploy(theirs)
+        model.restore_state(state)
+        if kind == "in_place":
+            apply_in_place(model, spec)
 
     def _load(self, name: str, candidate: SnapshotCandidate, payload: bytes) -> dict[str, Any]:
         """Unpickle a candidate (the topic's ``payload``, or a local version)."""

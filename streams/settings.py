@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     #: How the other nodes of the group reach this one; by default built from the host and
     #: port (when binding every interface, from this machine's address towards the broker).
     advertised_url: str | None = None
+    #: The node ``streamlearn models`` and ``snapshot`` talk to (any node of the group); by
+    #: default the one at ``http_host``:``http_port``.
+    api_url: str | None = None
     #: A node silent this long (kill -9, a lost machine) is dropped from the group and its
     #: models move to the others.
     session_timeout_seconds: float = Field(default=10.0, ge=6.0, le=300.0)

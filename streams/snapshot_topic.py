@@ -18,8 +18,10 @@ from aiokafka.errors import KafkaError
 
 from streams.credentials import client_options
 from streams.learning.errors import SnapshotRefused
+from streams.learning.partitioning import partition_for
 from streams.learning.records import SnapshotPointer
 from streams.learning.snapshots import MAGIC, SnapshotInfo, SnapshotStore, open_sealed
+from streams.learning.templates import home
 from streams.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -44,7 +46,9 @@ class SnapshotTopic:
             value = SnapshotPointer(
                 info.model, info.version, info.created_at, info.offsets, info.bytes, str(path)
             ).encode()
-        delivery = await self.topic.send(key=info.model.encode(), value=value)
+        # In the partition of the model's events (a template's model: its template's).
+        partition = partition_for(home(info.model), self.settings.topic_partitions)
+        delivery = await self.topic.send(key=info.model.encode(), value=value, partition=partition)
         if wait:
             await delivery
 

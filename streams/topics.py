@@ -37,10 +37,11 @@ CONTRACT_TOPICS = (
     "snapshots",
     "promotions",
     "audit",
+    "models",
 )
 #: Topics keyed by model whose latest value per key is all that matters; their messages may
 #: be as large as a whole snapshot.
-COMPACTED_TOPICS = frozenset({"snapshots"})
+COMPACTED_TOPICS = frozenset({"snapshots", "models"})
 #: The record of every admin call: deleted by age only, after ``STREAMLEARN_AUDIT_RETENTION_DAYS``.
 AUDIT_TOPIC = "audit"
 
@@ -58,6 +59,8 @@ class Topics:
     snapshots_topic: Any
     promotions_topic: Any
     audit_topic: Any
+    #: The model registry (see :mod:`streams.models_topic`), read whole by every node.
+    models_topic: Any
 
 
 def declare_topics(app: Any, settings: Settings) -> Topics:
@@ -99,6 +102,7 @@ NODE_NEEDS: Mapping[str, frozenset[Operation]] = {
     "snapshots": frozenset({Operation.READ, Operation.WRITE}),
     "promotions": frozenset({Operation.WRITE}),
     "audit": frozenset({Operation.WRITE}),
+    "models": frozenset({Operation.READ, Operation.WRITE}),
 }
 
 

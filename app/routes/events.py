@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Container, Iterator
 from typing import Any
 
 import orjson
@@ -15,6 +15,8 @@ from app.schemas import INVALID_RESPONSE, AcceptedOut
 from streams.learning.errors import InvalidEvent
 from streams.learning.events import Event, Label, validate_event, validate_label
 from streams.learning.records import event_schema, label_schema
+from streams.learning.registry import ModelRegistry
+from streams.learning.templates import home
 
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -25,10 +27,11 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def router_for(models: Collection[str]) -> APIRouter:
-    """The events and labels routes of a node whose declared models are ``models``: the body
-    schema names them, as the routes refuse (422) an event for any other."""
-    model = {"type": "string", "enum": sorted(models)}
+def router_for(models: list[str]) -> APIRouter:
+    """The events and labels routes of a node whose deployed models are ``models`` (kept
+    up to date by the caller, as the registry changes): the body schema names them, as the
+    routes refuse (422) an event for any other."""
+    model = {"type": "string", "enum": models}
     router = APIRouter(tags=["events"], responses=INVALID_RESPONSE)
     router.add_api_route(
         "/events", create_events, methods=["POST"], status_code=status.HTTP_202_ACCEPTED,
@@ -47,7 +50,7 @@ async def create_events(
     """Write one event or a list of events to the events topic (a message per model, or
     several when the batch is over STREAMLEARN_MAX_EVENT_BYTES)."""
     return await _write(
-        request, settings.max_event_bytes, registry.models, validate_event, topics.events_topic
+        request, settings.max_event_bytes, _Accepted(registry), validate_event, topics.events_topic
     )
 
 
@@ -57,14 +60,24 @@ async def create_labels(
     """Write labels for events seen earlier to the labels topic (a message per model, or
     several when the batch is over STREAMLEARN_MAX_EVENT_BYTES)."""
     return await _write(
-        request, settings.max_event_bytes, registry.models, validate_label, topics.labels_topic
+        request, settings.max_event_bytes, _Accepted(registry), validate_label, topics.labels_topic
     )
+
+
+class _Accepted:
+    """The names an event may give: the registry's models and templates, as they are now."""
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self.registry = registry
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.registry.accepts(name)
 
 
 async def _write(
     request: Request,
     max_bytes: int,
-    models: Collection[str],
+    models: Container[str],
     validate: Callable[[Any, str], Event | Label],
     topic: Any,
 ) -> AcceptedOut | Response:
@@ -101,7 +114,8 @@ async def _write(
         return _invalid(errors)
     for model, group in by_model.items():
         for message in to_messages(group, max_bytes):
-            await topic.send(key=model.encode(), value=message)
+            # Keyed by the model's home: a template's model lives in its template's partition.
+            await topic.send(key=home(model).encode(), value=message)
     return AcceptedOut(accepted=len(elements))
 
 

@@ -11,6 +11,7 @@ from app.deps import (
     MODEL_RESPONSES,
     ActionsDep,
     AdminCall,
+    DeploymentsDep,
     ModelDep,
     SnapshotsDep,
     admin_action,
@@ -56,9 +57,12 @@ async def restore_snapshot(
     version: int,
     model: ModelDep,
     admin: ActionsDep,
+    deployments: DeploymentsDep,
 ) -> RestoreOut:
     """Admin: roll the live model back to a snapshot; it keeps learning from here."""
-    restored, info = await admin.rollback(model.name, version)
+    # A snapshot taken under another spec goes through the registry (see Models).
+    other = await deployments.roll_back(model.name, version, call.who.token_fingerprint)
+    restored, info = other or await admin.rollback(model.name, version)
     call.detail.update(version=info.version, model_version=restored.model_version)
     return RestoreOut(
         model=restored.name,

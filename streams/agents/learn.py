@@ -13,6 +13,7 @@ from prometheus_client import Counter
 from streams.agents.move import Mover
 from streams.agents.publish import Publisher
 from streams.gate import RequestGate
+from streams.learning.model import OnlineModel
 from streams.learning.records import REROUTED_FROM
 from streams.learning.registry import ModelRegistry, Outcome
 from streams.learning.snapshots import SnapshotInfo
@@ -65,6 +66,7 @@ class Learner:
         seek: Seek,
         crashes: Counter,
         max_event_bytes: int,
+        on_created: Callable[[list[OnlineModel]], Awaitable[None]] | None = None,
     ) -> None:
         self.topics = topics
         self.max_event_bytes = max_event_bytes
@@ -72,6 +74,8 @@ class Learner:
         self.gate = gate
         self.seek = seek
         self.crashes = crashes
+        #: Told of the models a template made, before anything is snapshotted past them.
+        self.on_created = on_created
         #: The predictions of both agents, collected until written (:meth:`flush`).
         self.publisher = Publisher(topics)
         self._flushed = time.perf_counter()
@@ -148,6 +152,8 @@ class Learner:
                 publisher.add(outcome, message.key)
                 if outcome.reroutes:
                     mover.add(outcome.reroutes, source)
+            if outcome.created and self.on_created is not None:
+                await self.on_created(outcome.created)
             if outcome.snapshot_due:
                 # A snapshot's offsets count every message before it as done: their copies
                 # are on the broker, their predictions on their way.

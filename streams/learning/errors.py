@@ -16,6 +16,15 @@ class SpecError(StreamlearnError, ValueError):
     """A model spec (TOML table or pipeline expression) is invalid."""
 
 
+class InvalidSpec(SpecError):
+    """A spec sent to the registry is invalid: ``field`` names the setting at fault (dotted,
+    ``challengers.tree``), or is ``None`` when the spec as a whole is."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class InvalidEvent(StreamlearnError, ValueError):
     """An event or label message breaks the wire contract, or carries a value its model
     cannot take.

@@ -30,6 +30,7 @@ from streams.learning.model import Limits, OnlineModel, Step
 from streams.learning.partitioning import partition_for, tp_key
 from streams.learning.records import DeadLetter, DriftDetected, Prediction, Promotion, Reroute
 from streams.learning.spec import ModelSpec
+from streams.learning.templates import Template, home, instance_for, without_key
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class Outcome:
     reroutes: list[Reroute] = field(default_factory=list)
     #: Models that have learned ``snapshot_every`` events since their last snapshot.
     snapshot_due: list[OnlineModel] = field(default_factory=list)
+    #: Models a template made for a new key (see :mod:`streams.learning.templates`).
+    created: list[OnlineModel] = field(default_factory=list)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -138,7 +141,9 @@ class ModelRegistry:
         self.input_topics = input_topics
         self.partitions = partitions
         # Hashed once: the partition of a model is checked for every event.
-        self._partition = {name: partition_for(name, partitions) for name in specs}
+        self._partition = {name: partition_for(home(name), partitions) for name in specs}
+        #: Templates by name: each makes a model per key, on the first event for the key.
+        self.templates: dict[str, tuple[ModelSpec, Template]] = {}
         self.n_dead_letters = 0
         #: Elements this node moved to their model's partition.
         self.n_rerouted = 0
@@ -150,7 +155,7 @@ class ModelRegistry:
     def partition_of(self, name: str) -> int:
         """The partition of the input topics that carries model ``name``."""
         known = self._partition.get(name)
-        return known if known is not None else partition_for(name, self.partitions)
+        return known if known is not None else partition_for(home(name), self.partitions)
 
     def models_on(self, partition: int) -> list[OnlineModel]:
         """The models whose events and labels land in ``partition``."""
@@ -178,6 +183,37 @@ class ModelRegistry:
         self.models[name] = model
         self.forget(name)
         return model
+
+    def deploy(self, spec: ModelSpec) -> OnlineModel:
+        """Add model ``spec.name``, or replace it by a fresh one of ``spec`` (the registry
+        on the models topic changed it)."""
+        model = OnlineModel(spec, self.limits)
+        self.models[spec.name] = model
+        self._partition[spec.name] = partition_for(home(spec.name), self.partitions)
+        self.forget(spec.name)
+        return model
+
+    def accepts(self, name: str) -> bool:
+        """Events may name ``name``: a model, or a template."""
+        return name in self.models or name in self.templates
+
+    def _made_by_template(
+        self, item: Event | Label, key: str, offset: int
+    ) -> tuple[OnlineModel, bool]:
+        """The model of ``item``'s key, and whether it was made now (the first event for the
+        key: it learns from this message on); :class:`InvalidEvent` when none can take it."""
+        name, spec = instance_for(item, *self.templates[item.model], self.models)
+        if spec is None:
+            return self.models[name], False
+        model = self.deploy(spec)
+        model.offsets = {key: offset}
+        return model, True
+
+    def retire(self, name: str) -> None:
+        """Forget model ``name``: its events are dead-lettered as of an unknown model."""
+        self.models.pop(name, None)
+        self._partition.pop(name, None)
+        self.forget(name)
 
     def forget(self, name: str) -> None:
         """Model ``name`` was changed outside its steps (restored, promoted by an admin): its
@@ -274,6 +310,20 @@ class ModelRegistry:
                 self._dead_letter(outcome, item, named, raw, where)
                 continue
             model = models.get(item.model)
+            if model is None and item.model in self.templates:
+                if partition != self.partition_of(item.model):
+                    if not rerouted:
+                        moves.setdefault(self.partition_of(item.model), []).append((i, item.model))
+                        continue
+                else:
+                    try:
+                        model, made = self._made_by_template(item, key, offset)
+                    except InvalidEvent as exc:
+                        self._dead_letter(outcome, _located(exc, i, raw), None, raw, where)
+                        continue
+                    if made:
+                        outcome.created.append(model)
+                    item = without_key(item, self.templates[item.model][1])
             if model is None:
                 error = InvalidEvent(f"unknown model {item.model!r}", "model")
                 self._dead_letter(outcome, error, None, raw, where)

@@ -20,7 +20,7 @@ HERE = Path(__file__).parent
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("harness", "runs"),
-    [("fuzz_decoders.py", 20_000), ("fuzz_pipeline.py", 10_000)],
+    [("fuzz_decoders.py", 20_000), ("fuzz_pipeline.py", 10_000), ("fuzz_registry.py", 5_000)],
 )
 def test_harness_runs_clean(harness: str, runs: int, tmp_path: Path) -> None:
     command = [

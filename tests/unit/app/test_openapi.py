@@ -66,4 +66,4 @@ async def test_a_405_allows_every_method_of_the_path(make_client: MakeClient) ->
         assert response.status_code == 405
         assert response.headers["allow"] == "GET, POST"
         assert response.headers["x-streamlearn-node"] == "http://127.0.0.1:8000"
-    assert (await client.options("/models/clicks")).headers["allow"] == "GET"
+    assert (await client.options("/models/clicks")).headers["allow"] == "GET, PUT, DELETE"

@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka import TopicPartition
 
 from streams.learning.model import Limits
+from streams.learning.partitioning import partition_for
 from streams.learning.registry import ModelRegistry
 from streams.learning.snapshots import SnapshotInfo, SnapshotStore
 from streams.learning.spec import ModelSpec
+from streams.models_topic import Entry, ModelsTopic
 from streams.rebalance import Lifecycle
 from streams.settings import Settings
 from streams.snapshot_topic import SnapshotTopic
@@ -58,7 +61,9 @@ class RecordingFaustTopic:
         #: The partition and headers of each message sent with ``send_soon``.
         self.placed: list[tuple[int | None, list[tuple[str, bytes]] | None]] = []
 
-    async def send(self, *, key: bytes, value: bytes) -> asyncio.Future[None]:
+    async def send(
+        self, *, key: bytes, value: bytes, partition: int | None = None
+    ) -> asyncio.Future[None]:
         self.sent.append((key, value))
         delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         delivered.set_result(None)
@@ -110,3 +115,49 @@ def lifecycle(
     """A lifecycle over ``reg`` with a store under ``path`` and a stand-in snapshots topic."""
     store = SnapshotStore(path, KEY, retention=5)
     return Lifecycle(reg, store, StandInTopic(store, published), assignment or Assignment())
+
+
+class MemoryModelsTopic(ModelsTopic):
+    """The models topic without a broker: one log per partition, which the stand-ins of
+    several nodes may share (``log``); each reads it from its start. ``input_ends`` are the
+    end offsets of input partitions (``"ev:0"`` -> 7) a new model starts from."""
+
+    def __init__(
+        self, partitions: int = 1, log: list[list[tuple[str, bytes | None]]] | None = None
+    ) -> None:
+        super().__init__(Settings(topic_partitions=partitions))
+        self.log = log if log is not None else [[] for _ in range(partitions)]
+        self.position = [0] * len(self.log)
+        self.input_ends: dict[str, int] = {}
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def ends(self) -> dict[int, int]:
+        return {p: len(entries) for p, entries in enumerate(self.log)}
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.input_ends.get(f"{tp.topic}:{tp.partition}", 0) for tp in tps}
+
+    async def read(self, timeout_ms: int = 500) -> list[Entry]:
+        out = []
+        for p, entries in enumerate(self.log):
+            for offset in range(self.position[p], len(entries)):
+                name, value = entries[offset]
+                out.append(Entry(name, value, p, offset))
+            self.position[p] = len(entries)
+        if not out:
+            await asyncio.sleep(0.005)
+        return out
+
+    async def write_many(self, values: dict[str, bytes]) -> None:
+        for name, value in values.items():
+            await self.write(name, value)
+
+    async def write(self, name: str, value: bytes | None) -> tuple[int, int]:
+        partition = partition_for(name, len(self.log))
+        self.log[partition].append((name, value))
+        return partition, len(self.log[partition]) - 1
