@@ -1,6 +1,6 @@
 """streamlearn's cost next to its two limits, measured side by side in one run.
 
-    .venv/bin/python bench/run.py            # about 6 minutes on 2 cores
+    .venv/bin/python bench/run.py            # about 5 minutes on 2 cores
     .venv/bin/python bench/run.py --quick    # smaller streams, for a smoke run
 
 For each model, twice: with the default spec a user gets (the HEADLINE: the task's default
