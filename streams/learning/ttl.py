@@ -77,6 +77,14 @@ class TTLMap(Generic[V]):
             n += 1
         return n
 
+    def copy(self) -> TTLMap[V]:
+        """A map of its own with the same entries, the values shared: for values nothing
+        changes in place (a dedupe window's ``None``), what a deep copy gives, without the
+        deep copy's walk over every entry."""
+        other: TTLMap[V] = TTLMap(self.max_size, self.max_age_seconds)
+        other._items = self._items.copy()
+        return other
+
     def __contains__(self, key: object) -> bool:
         return key in self._items
 
