@@ -18,7 +18,7 @@ from river import datasets, linear_model, preprocessing, tree
 
 from tests.integration.conftest import NodeProcess
 from tests.integration.kafka_io import consume, produce, run
-from tests.integration.test_scale import wait_until, wire_key
+from tests.integration.test_scale import assert_serves_as, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -89,13 +89,7 @@ def assert_exact(node: NodeProcess, name: str, reference: Any,
     for x, y in data:
         reference.learn_one(x, y)
     probes = [x for x, _ in agrawal(100, seed=99)]
-    served = node.post(f"/models/{name}/predict", json={"instances": probes}).json()
-    worst = max(
-        abs(out["proba"][wire_key(label)] - p)
-        for x, out in zip(probes, served["predictions"], strict=True)
-        for label, p in reference.predict_proba_one(x).items()
-    )
-    assert worst < 1e-9, (name, worst)
+    assert_serves_as(node, name, reference, probes)
 
 
 def registry_of(node: NodeProcess, names: list[str]) -> dict[str, Any]:

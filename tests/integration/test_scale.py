@@ -125,6 +125,19 @@ def wire_key(label: Any) -> str:
     return str(label).lower() if isinstance(label, bool) else str(label)
 
 
+def assert_serves_as(
+    node: NodeProcess, name: str, reference: Any, probes: list[dict[str, Any]]
+) -> None:
+    """``name``, served by ``node``, gives ``reference``'s probabilities on ``probes`` to 1e-9."""
+    served = node.post(f"/models/{name}/predict", json={"instances": probes}).json()
+    worst = max(
+        abs(out["proba"][wire_key(label)] - p)
+        for x, out in zip(probes, served["predictions"], strict=True)
+        for label, p in reference.predict_proba_one(x).items()
+    )
+    assert worst < 1e-9, (name, worst)
+
+
 def assert_exact(node: NodeProcess, data: dict[str, list[tuple[dict[str, Any], int]]]) -> None:
     """Every model learned each of its events once and predicts as uninterrupted River."""
     probes = [x for x, _ in itertools.islice(datasets.synth.Agrawal(seed=99), 100)]
@@ -134,13 +147,7 @@ def assert_exact(node: NodeProcess, data: dict[str, list[tuple[dict[str, Any], i
         reference = river_model(name)
         for x, y in labelled:
             reference.learn_one(x, y)
-        served = node.post(f"/models/{name}/predict", json={"instances": probes}).json()
-        worst = max(
-            abs(out["proba"][wire_key(label)] - p)
-            for x, out in zip(probes, served["predictions"], strict=True)
-            for label, p in reference.predict_proba_one(x).items()
-        )
-        assert worst < 1e-9, (name, worst)
+        assert_serves_as(node, name, reference, probes)
 
 
 def test_two_nodes_answer_every_route_for_every_model(start_node: Any) -> None:
