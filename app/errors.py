@@ -8,12 +8,14 @@ from fastapi.responses import JSONResponse
 
 from streams.learning.errors import (
     InvalidEvent,
+    JobConflict,
     ModelUnavailable,
     SnapshotNotFound,
     SnapshotRefused,
     SpecError,
     StreamlearnError,
     UnknownCandidate,
+    UnknownJob,
     UnknownModel,
 )
 
@@ -25,6 +27,8 @@ STATUS: dict[type[StreamlearnError], int] = {
     UnknownModel: 404,
     UnknownCandidate: 404,
     SnapshotNotFound: 404,
+    UnknownJob: 404,
+    JobConflict: 409,
     ModelUnavailable: 503,
 }
 

@@ -25,6 +25,7 @@ from app.routes import (
     registry,
     snapshots,
     telemetry,
+    tuning,
 )
 from app.schemas import ErrorOut
 from streams.gate import RequestGate
@@ -93,7 +94,9 @@ def create_api(node: Node) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        node.tuning.start_watching()
         yield
+        await node.tuning.stop_watching()
         await peers.client.aclose()
 
     api = FastAPI(
@@ -114,6 +117,7 @@ def create_api(node: Node) -> FastAPI:
     api.state.ownership = node.ownership
     api.state.prometheus = node.prometheus
     api.state.peers = peers
+    api.state.tuning = node.tuning
     api.add_exception_handler(StreamlearnError, handle_streamlearn_error)
     api.add_exception_handler(RequestValidationError, _handle_validation_error)
     api.add_exception_handler(HTTPException, _handle_http_error)
@@ -147,6 +151,7 @@ def create_api(node: Node) -> FastAPI:
         models.router,
         snapshots.router,
         candidates.router,
+        tuning.router,
         events.router_for(deployed),
         telemetry.router,
     ):

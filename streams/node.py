@@ -34,6 +34,8 @@ from streams.settings import Settings
 from streams.snapshot_topic import SnapshotTopic
 from streams.telemetry import build_http_latency, build_prometheus_registry
 from streams.topics import Topics, declare_topics
+from streams.tuning.jobs import TuningJobs
+from streams.tuning.race import join_race
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class Node:
     #: Learning yields to the HTTP requests it counts.
     gate: RequestGate
     prometheus: CollectorRegistry
+    #: Tuning jobs, each in a process of its own (started and stopped with the HTTP side).
+    tuning: TuningJobs
     #: Observed by the HTTP side for every request (in ``prometheus``).
     http_latency: Histogram
 
@@ -114,6 +118,11 @@ def build_node(settings: Settings) -> Node:
         app, registry, ownership.is_live, topics.metrics_topic, settings.metrics_interval_seconds
     )
     admin = Admin(registry, lifecycle, store, snapshot_topic, Publisher(topics))
+
+    async def join(model: str, job: str, progress: dict[str, Any]) -> dict[str, Any]:
+        return await join_race(deployments, model, job, progress)
+
+    tuning = TuningJobs(settings.state_dir / "tuning", on_done=join)
     return Node(
         settings=settings,
         app=app,
@@ -128,5 +137,6 @@ def build_node(settings: Settings) -> Node:
         audit=AuditTrail(topics.audit_topic),
         gate=gate,
         prometheus=prometheus,
+        tuning=tuning,
         http_latency=build_http_latency(prometheus),
     )

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from streams.learning.build import build_estimator
+from streams.learning.candidates import Candidate
 from streams.learning.drift import DriftMonitor
 from streams.learning.drift_policy import DriftPolicy
 from streams.learning.metrics import MetricTracker
@@ -67,3 +69,23 @@ def apply_in_place(model: Any, spec: ModelSpec) -> None:
     if old.drift_policy != spec.drift_policy:
         model.policy = DriftPolicy(spec.drift_policy)
     model.guard.max_features = spec.max_features
+    if old.tuned != spec.tuned:
+        join_tuned(model, spec)
+
+
+def join_tuned(model: Any, spec: ModelSpec) -> None:
+    """The race gets the tuned challengers of ``spec``, fresh: those of an earlier job leave
+    it (unless one is the champion now, which stays), and the champion keeps what it learned."""
+    race = model.race
+    candidates = spec.candidate_pipelines()
+    race.challengers = [
+        c for c in race.challengers if not c.name.startswith("tuned-") or c.name in spec.tuned
+    ]
+    present = {race.champion.name, *(c.name for c in race.challengers)}
+    for name in spec.tuned:
+        if name not in present:
+            expression, params = candidates[name]
+            race.challengers.append(Candidate(
+                name, expression, build_estimator(spec, expression, params),
+                MetricTracker(spec.task, spec.metrics, spec.rolling_window),
+            ))  # fmt: skip

@@ -125,3 +125,30 @@ class TopicAccessDenied(StreamlearnError, PermissionError):
 class TopicCreationFailed(StreamlearnError, RuntimeError):
     """The broker refused to create a contract topic for a reason other than ACLs (a
     replication factor it cannot meet, a creation policy)."""
+
+
+class InvalidSpace(SpecError):
+    """A tuning request's search space is invalid: ``field`` names the part at fault, dotted
+    and relative to the request body (``space.LogisticRegression.l2.low``)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnknownJob(StreamlearnError, LookupError):
+    """No tuning job of that id for that model."""
+
+    def __init__(self, model: str, job: str) -> None:
+        super().__init__(f"model {model!r} has no tuning job {job!r}")
+
+
+class JobConflict(StreamlearnError, RuntimeError):
+    """A model already has a tuning job running: one at a time per model."""
+
+    def __init__(self, model: str, job: str) -> None:
+        super().__init__(
+            f"model {model!r} is being tuned already (job {job!r}); stop it with DELETE"
+            f" /models/{model}/tune/{job} or wait for it to end"
+        )
+        self.job = job

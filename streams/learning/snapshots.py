@@ -306,7 +306,7 @@ def _write_and_exit(
             signal.set_wakeup_fd(-1)
             for signum in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(signum, signal.SIG_DFL)
-        _die_with(parent)
+        die_with(parent)
         store._write(model, version, seal(store.key, model, version, state, offsets))
         code = 0
     except BaseException:  # reported by the exit code; the traceback goes to the log
@@ -315,7 +315,7 @@ def _write_and_exit(
         os._exit(code)
 
 
-def _die_with(parent: int) -> None:
+def die_with(parent: int) -> None:
     """Have the kernel kill this process when ``parent`` dies (Linux); exit if it already
     has."""
     try:

@@ -47,6 +47,7 @@ from streams.learning.drift import DriftMonitor
 from streams.learning.errors import SpecError
 from streams.learning.metrics import ALLOWED, DEFAULTS
 from streams.learning.pipeline import parse_estimator
+from streams.learning.space import parse_space
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -85,6 +86,11 @@ class ModelSpec(BaseModel):
     max_features: int = Field(default=10_000, ge=1, le=10_000_000)
     #: Metric name -> the rolling value under which an alert fires (deploy/prometheus).
     alert_below: dict[str, FiniteFloat] = Field(default_factory=dict)
+    #: How many of a tuning job's best configurations join the race when the job is done.
+    challengers_from_tuning: int = Field(default=0, ge=0, le=8)
+    #: The challengers a tuning job found: name -> {parameter path: value} (written by the
+    #: node when the job is done; they join the live race in place).
+    tuned: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @field_validator("name")
     @classmethod
@@ -117,7 +123,7 @@ class ModelSpec(BaseModel):
         except SpecError as exc:
             raise ValueError(f"drift: {exc}") from None
         for name, expression in self.challengers.items():
-            if not _NAME.match(name) or name.startswith("search-"):
+            if not _NAME.match(name) or name.startswith(("search-", "tuned-")):
                 raise ValueError(f"challengers: {name!r} is not a valid candidate name")
             try:
                 self._check_fits(f"challengers.{name}", parse_estimator(expression))
@@ -134,6 +140,13 @@ class ModelSpec(BaseModel):
                     raise ValueError(
                         f"search: {name} {params} does not fit the pipeline: {exc}"
                     ) from None
+        for name, values in self.tuned.items():
+            if not _NAME.match(name) or not name.startswith("tuned-"):
+                raise ValueError(f"tuned: {name!r} is not a valid name (tuned-...)")
+            try:
+                tuned_params(estimator, values)
+            except SpecError as exc:
+                raise ValueError(f"tuned.{name}.{str(exc).removeprefix('space.')}") from None
         if not self.metrics:
             object.__setattr__(self, "metrics", DEFAULTS[self.task])
         if self.promotion_metric is not None and self.promotion_metric not in self.metrics:
@@ -186,6 +199,10 @@ class ModelSpec(BaseModel):
         if self.search is not None:
             grid = expand_grid(self.search.grid, self.search.budget, self.search.seed)
             out.update({name: (self.pipeline, params) for name, params in grid.items()})
+        if self.tuned:
+            estimator = parse_estimator(self.pipeline)
+            for name, values in self.tuned.items():
+                out[name] = (self.pipeline, tuned_params(estimator, values))
         return out
 
     def public(self) -> dict[str, Any]:
@@ -227,6 +244,16 @@ def load_specs(path: Path) -> dict[str, ModelSpec]:
             message = str(first["msg"]).removeprefix("Value error, ")
             raise SpecError(f"{path}: {where}: {message}") from None
     return specs
+
+
+def tuned_params(estimator: Any, values: Any) -> dict[str, Any]:
+    """The clone parameters of a configuration a tuning job found, ``{path: value}``, checked
+    against ``estimator`` as a tuning job's search space is; :class:`SpecError` if it does not
+    fit."""
+    if not isinstance(values, dict) or not values:
+        raise SpecError("a tuned configuration is an object of parameter path -> value")
+    space = parse_space({path: {"choices": [value]} for path, value in values.items()}, estimator)
+    return space.clone_params(values)
 
 
 def _check_params(estimator: Any, params: dict[str, Any]) -> None:
