@@ -310,6 +310,26 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace, settings: Settings) -> int:
+    """A model's tuning jobs through a node's routes: start (and follow), follow, stop, list."""
+    from streams.tuning import client as tuning
+
+    flags = {key: getattr(args, key) for key in tuning.OPTIONS}
+    with tuning.TuningClient(settings) as client:
+        if args.follow or args.stop or args.list:
+            if args.space_file is not None or any(v is not None for v in flags.values()):
+                raise StreamlearnError("tune: a space file and its flags start a job, alone")
+            if args.list:
+                return tuning.list_jobs(client, args.name)
+            if args.stop:
+                return tuning.stop_job(client, args.name, args.stop)
+            return tuning.follow(client, args.name, args.follow)
+        if args.space_file is None:
+            raise StreamlearnError("tune needs a space file, --follow JOB, --stop JOB or --list")
+        path = Path(args.space_file)
+        return tuning.start_job(client, args.name, path, flags, follow_it=not args.no_follow)
+
+
 def _say(text: str) -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
@@ -383,6 +403,31 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("target", nargs="?", help="apply: the models file; delete: the model")
     models.add_argument("--dry-run", action="store_true", help="apply: print the difference only")
     models.set_defaults(handler=_models)
+
+    tune = commands.add_parser(
+        "tune",
+        help="tune a model on its own history: start, follow, stop or list jobs",
+        description="Tune a model's hyperparameters on its last labelled events, through a"
+        " node's routes (STREAMLEARN_API_URL, STREAMLEARN_ADMIN_TOKEN). `tune NAME SPACE_FILE`"
+        " starts a job from a .toml or .json space file (the flags override its keys), prints"
+        " its id and follows it: exit 0 when it is done, 1 when it failed, 2 when it was"
+        " stopped (or on an error), 130 when Ctrl-C ended the following (the job goes on).",
+    )
+    tune.add_argument("name", metavar="NAME", help="the model")
+    tune.add_argument("space_file", nargs="?", metavar="SPACE_FILE",
+                      help="the search space (.toml or .json)")  # fmt: skip
+    tune.add_argument("--sampler", choices=["tpe", "random", "grid"], default=None)
+    for flag in ("budget", "seed", "window"):
+        tune.add_argument(f"--{flag}", type=int, default=None, metavar="N")
+    tune.add_argument("--metric", default=None, metavar="M", help="a River metric class name")
+    tune.add_argument("--folds", type=int, default=None, metavar="K", help="1: progressive"
+                      " validation; 2 to 10: prequential k-fold")  # fmt: skip
+    tune.add_argument("--no-follow", action="store_true", help="print the job id and return")
+    job = tune.add_mutually_exclusive_group()
+    job.add_argument("--follow", metavar="JOB", help="follow a job until it ends")
+    job.add_argument("--stop", metavar="JOB", help="stop a job (its finished trials are kept)")
+    job.add_argument("--list", action="store_true", help="the model's jobs, the newest first")
+    tune.set_defaults(handler=_tune)
 
     demo = commands.add_parser(
         "demo",
