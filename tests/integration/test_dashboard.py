@@ -1,13 +1,16 @@
 """The dashboard in a real headless Chromium, on the demo's models and streams: one chart per
-metric, each on its own scale, the first window left out, drift marks, the leaderboard."""
+metric, each on its own scale, the first window left out, drift marks, the leaderboard, and
+a tuning job's progress and trials."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Locator, Page, sync_playwright
 
@@ -24,6 +27,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: The demo's models, as `make run` shows them.
 MODELS = (ROOT / "models.toml").read_text(encoding="utf-8")
 SPECS = load_specs(ROOT / "models.toml")
+TOKEN = "dashboard-admin-token"
 #: Events in one pass of each demo stream.
 ONE_PASS = {model: limit or sum(1 for _ in iter_source(source))
             for source, model, limit in DEMO_STREAMS}  # fmt: skip
@@ -68,8 +72,28 @@ def check_charts(page: Page, model: str, history: dict[str, Any]) -> dict[str, L
     return charts
 
 
+def tune_phishing(url: str) -> dict[str, Any]:
+    """A small tuning job on the phishing model, followed to its end."""
+    started = httpx.post(
+        f"{url}/models/phishing/tune",
+        json={"space": {"LogisticRegression.l2": {"low": 0.0, "high": 0.01}},
+              "sampler": "random", "budget": 3, "window": 500},
+        headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30,
+    )  # fmt: skip
+    assert started.status_code == 202, started.text
+    job = started.json()["job"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        progress: dict[str, Any] = httpx.get(f"{url}/models/phishing/tune/{job}").json()
+        if progress["state"] != "reading" and progress["state"] != "running":
+            assert progress["state"] == "done", progress
+            return progress
+        time.sleep(0.3)
+    raise AssertionError("the tuning job did not end in 120 s")
+
+
 def test_dashboard_draws_one_chart_per_metric_with_drift_marks(start_node: Any) -> None:
-    node = start_node(MODELS)
+    node = start_node(MODELS, STREAMLEARN_ADMIN_TOKEN=TOKEN)
     settings = Settings(kafka_bootstrap_servers=node.env["STREAMLEARN_KAFKA_BOOTSTRAP_SERVERS"],
                         topic_prefix=node.prefix)  # fmt: skip
 
@@ -88,6 +112,7 @@ def test_dashboard_draws_one_chart_per_metric_with_drift_marks(start_node: Any) 
     assert any(5000 < n < 5500 for n in detections), detections
     trump_r2 = [p["rolling"]["R2"] for p in history["trump"]["points"]]
     assert min(trump_r2) < -1000, "the first window holds the outlier the charts leave out"
+    tuning = tune_phishing(node.url)
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
@@ -121,6 +146,15 @@ def test_dashboard_draws_one_chart_per_metric_with_drift_marks(start_node: Any) 
         rows = page.locator("section#model-phishing table.leaderboard tr[data-candidate]")
         assert {r.get_attribute("data-candidate") for r in rows.all()} == {"default", "tree", "nb"}
         assert page.locator('tr[data-candidate="tree"][data-role="challenger"]').count() == 1
+        panel = page.locator("#tuning-phishing")
+        panel.locator('xpath=self::*[@data-state="done"]').wait_for()
+        assert panel.get_attribute("data-n-done") == panel.get_attribute("data-budget") == "3"
+        trials = panel.locator("table.tuning-trials tr[data-number]").all()
+        assert sorted(int(r.get_attribute("data-number") or -1) for r in trials) == [0, 1, 2]
+        best = panel.locator(".tuning-best")
+        assert attr(best, "data-score") == pytest.approx(tuning["best"]["score"], abs=1e-9)
+        for model in ("segments", "trump", "drifting"):
+            assert page.locator(f"#tuning-{model}").get_attribute("data-state") == "none"
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

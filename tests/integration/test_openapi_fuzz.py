@@ -123,6 +123,14 @@ def changes_the_registry(case: Case[Any]) -> bool:
     return case.operation.path == "/models/{name}" and case.method in ("PUT", "DELETE")
 
 
+def starts_tuning(case: Case[Any]) -> bool:
+    """``POST /models/{name}/tune``: a search space is checked against the model's pipeline
+    (its parameter paths, what River takes) and the window against what the model learned,
+    beyond any schema, so a schema-valid body may rightly be refused (422); a 202 started a
+    job, which is stopped again."""
+    return case.operation.path == "/models/{name}/tune" and case.method == "POST"
+
+
 def put_back() -> None:
     """Deploy the models of :data:`MODELS` again as they were (nothing happens for one that
     is), and retire any other that a case deployed."""
@@ -155,6 +163,15 @@ def test_every_operation_conforms(case: Case[Any]) -> None:
         assert response.status_code in (200, 401, 403, 404, 405, 413, 422), response.text
         if response.status_code == 200:
             put_back()
+    elif starts_tuning(case):
+        response = case.call_and_validate(
+            additional_checks=[names_the_node], excluded_checks=[positive_data_acceptance]
+        )
+        assert response.status_code in (202, 401, 403, 404, 409, 413, 422), response.text
+        if response.status_code == 202:
+            name = case.path_parameters["name"]
+            httpx.delete(f"{current['url']}/models/{name}/tune/{response.json()['job']}",
+                         headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)  # fmt: skip
     elif refused_by_the_model(case):
         response = case.call_and_validate(
             additional_checks=[names_the_node], excluded_checks=[positive_data_acceptance]
