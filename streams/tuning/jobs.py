@@ -28,13 +28,13 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from streams.learning.errors import JobConflict, UnknownJob
+from streams.learning.errors import JobConflict, ModelUnavailable, UnknownJob
 from streams.tuning.progress import (
     FINAL_STATES,
     initial_progress,
@@ -51,6 +51,8 @@ WATCH_SECONDS = 0.5
 MAX_DEATHS = 3
 #: Jobs kept per model (the oldest finished ones are removed).
 KEEP_JOBS = 20
+#: How long a done job's configurations wait for the model to have an owner again.
+HAND_OVER_SECONDS = 60.0
 #: How long a stopped job's process has to end before it is killed.
 STOP_SECONDS = 3.0
 #: States of a job that has finished; any other is running (or about to run again).
@@ -71,6 +73,7 @@ class TuningJobs:
         self._deaths: dict[tuple[str, str], int] = {}
         self._stopping: set[tuple[str, str]] = set()
         self._watcher: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- the routes' side -------------------------------------------------------------
 
@@ -177,6 +180,9 @@ class TuningJobs:
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await self.settle()
 
     async def check(self) -> None:
         """One look at every job's process."""
@@ -190,7 +196,7 @@ class TuningJobs:
             if progress.get("state") in FINISHED:
                 self._deaths.pop(key, None)
                 if progress.get("state") == "done":
-                    await self._hand_over(key, progress)
+                    self._later(self._hand_over(key, progress))
                 continue
             deaths = self._deaths.get(key, 0) + 1
             self._deaths[key] = deaths
@@ -206,17 +212,36 @@ class TuningJobs:
             self._spawn(*key)
 
     async def _hand_over(self, key: tuple[str, str], progress: dict[str, Any]) -> None:
-        """A done job's best configurations to the model, once."""
+        """A done job's best configurations to the model, once; retried while the model is
+        between owners (a rebalance), for up to :data:`HAND_OVER_SECONDS`."""
         if self.on_done is None or "challengers" in progress:
             return
-        try:
-            outcome = await self.on_done(key[0], key[1], progress)
-        except Exception as exc:  # the job stays done; what failed is shown with it
-            logger.exception("tuning job %s/%s: its challengers could not join", *key)
-            outcome = {"state": "failed", "detail": f"{type(exc).__name__}: {exc}"}
+        deadline = asyncio.get_running_loop().time() + HAND_OVER_SECONDS
+        while True:
+            try:
+                outcome = await self.on_done(key[0], key[1], progress)
+            except ModelUnavailable as exc:
+                if asyncio.get_running_loop().time() < deadline:
+                    await asyncio.sleep(1.0)
+                    continue
+                outcome = {"state": "failed", "names": [], "detail": str(exc)}
+            except Exception as exc:  # the job stays done; what failed is shown with it
+                logger.exception("tuning job %s/%s: its challengers could not join", *key)
+                outcome = {"state": "failed", "names": [], "detail": f"{type(exc).__name__}: {exc}"}
+            break
         write_progress(self._dir(*key), {**progress, "challengers": outcome})
 
     # --- helpers -------------------------------------------------------------------------
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` beside the watching (kept until it ends)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait for the hand-overs under way (tests, shutdown)."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _spawn(self, model: str, job: str) -> None:
         job_dir = self._dir(model, job)
