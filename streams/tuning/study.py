@@ -10,9 +10,10 @@ The study lives in ``journal.log``, Optuna's append-only journal, and everything
 file shows is rebuilt from it, so the process may be killed at any moment, ``kill -9``
 included, and :func:`run` called again on the same directory continues where it stopped:
 
-- a kill can tear the journal's last line (a write cut short); Optuna skips a torn last line
-  when it reads, but its next append would be glued to it and lost, and every later line
-  unreadable, so the torn bytes are cut off before the journal is opened;
+- a write cut short (a kill during it, a full disk) tears the journal's last line. Optuna
+  skips a torn last line when it reads, but its next append is glued to it and unreadable
+  (in Optuna 5.0 the ``study.ask()`` that appended fails at once, with an ``AttributeError``),
+  so the torn bytes are cut off before the journal is opened;
 - a kill can leave the journal's lock (``journal.log.lock``) behind, which Optuna forces only
   after 30 seconds; a job runs in one process at a time, so a lock found at start is stale;
 - the trial that was running is marked failed and *interrupted*, and its configuration is
@@ -171,6 +172,9 @@ def _read_job(
         )
     if type(folds) is not int or not 1 <= folds <= 10:
         raise JobUnusable(f"folds: an integer from 1 to 10, not {folds!r}")
+    for key, least in (("budget", 1), ("seed", 0)):
+        if type(request[key]) is not int or request[key] < least:
+            raise JobUnusable(f"{key}: a whole number from {least}, not {request[key]!r}")
     if sampler not in SAMPLERS:
         raise JobUnusable(f"sampler: one of {', '.join(SAMPLERS)}, not {sampler!r}")
     try:
@@ -252,7 +256,11 @@ def _sampler(name: str, space: SearchSpace, seed: int) -> optuna.samplers.BaseSa
 
 
 def _exhausted(study: optuna.Study) -> bool:
-    return isinstance(study.sampler, _GridSampler) and study.sampler.is_exhausted(study)
+    """Whether a grid has no cell left to try. A cell whose trial was interrupted counts as
+    visited, so the configuration queued again in its place must run first."""
+    if not isinstance(study.sampler, _GridSampler) or not study.sampler.is_exhausted(study):
+        return False
+    return not study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
 
 
 def _requeue(
