@@ -73,18 +73,23 @@ def plan(running: dict[str, Versioned], wanted: dict[str, Versioned]) -> list[St
     return steps
 
 
+def admin_client(settings: Settings, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """An HTTP client of the node at ``STREAMLEARN_API_URL`` that sends the admin token."""
+    token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    return httpx.Client(
+        base_url=api_url(settings),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+        transport=transport,
+    )
+
+
 class RegistryClient:
     """The admin routes of the node at ``STREAMLEARN_API_URL``, with the admin token."""
 
     def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        token = settings.admin_token.get_secret_value() if settings.admin_token else ""
         self.base = api_url(settings)
-        self.client = httpx.Client(
-            base_url=self.base,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
-            transport=transport,
-        )
+        self.client = admin_client(settings, transport)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

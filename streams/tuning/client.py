@@ -42,7 +42,7 @@ import httpx
 from tqdm import tqdm
 
 from streams.learning.errors import StreamlearnError
-from streams.registry_client import api_url
+from streams.registry_client import admin_client, api_url
 from streams.settings import Settings
 
 #: How often a followed job is read.
@@ -90,14 +90,8 @@ class TuningClient:
     context manager that closes its connections."""
 
     def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        token = settings.admin_token.get_secret_value() if settings.admin_token else ""
         self.base = api_url(settings)
-        self.client = httpx.Client(
-            base_url=self.base,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
-            transport=transport,
-        )
+        self.client = admin_client(settings, transport)
 
     def __enter__(self) -> TuningClient:
         return self
