@@ -18,9 +18,9 @@ moves by a fifth or more from one minute to the next. In each round the node is 
 backlog already there, as in bench/run.py; then one client posts ``/models/work/predict``
 back to back while the node learns, and the learning rate is the labelled events over the
 time between the first and the last prediction of the round published. The CPU time of the
-node, the job's process (at niceness +19, its session too), the broker and this process are read from /proc
-over the round, and with them the node's CPU time per event: the same with a job running
-means the node is slower only for getting less of the CPU. The autogroup of the node and of
+node, the job's process, the broker and this process are read from /proc over the round, and
+with them the node's CPU time per event: the same with a job running means the node is slower
+only for getting less of the CPU. The autogroup of the node and of
 the job is recorded: where the kernel shares the CPU between sessions first (autogroups), the
 job's process lowers its session's priority as well as its own (streams/tuning/worker.py).
 Figures go to bench/results/tuning_load.json (not written by --quick).
