@@ -33,8 +33,8 @@ tools:  ## Debian's Prometheus and Alertmanager for the alerting tests (apt-get 
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends prometheus prometheus-alertmanager >/dev/null; }
 
-test: $(STAMP) browser tools  ## The whole test suite (starts its own Kafka broker)
-	$(BIN)/pytest
+test: $(STAMP) browser tools  ## The whole test suite (starts its own Kafka brokers)
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import socket
@@ -10,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +54,27 @@ def free_port(pairs: bool = False) -> int:
     raise RuntimeError("no free port pair")
 
 
+@contextmanager
+def one_at_a_time(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Held while a broker starts: with ``pytest -n``, each worker starts its own brokers,
+    and the first start runs Maven, which must not fill its local repository twice at once."""
+    shared = tmp_path_factory.getbasetemp().parent  # the same for every worker of a run
+    with open(shared / "broker-start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
-    """A single-node KRaft broker started for this test session."""
+    """A single-node KRaft broker started for this test session (for each worker of
+    ``pytest -n``)."""
     state = tmp_path_factory.mktemp("kafka-state")
     broker = LocalKafka(state, "127.0.0.1", free_port(pairs=True), version=KAFKA_VERSION)
-    broker.start()
+    with one_at_a_time(tmp_path_factory):
+        broker.start()
     yield broker
     broker.stop()
 
@@ -78,7 +95,8 @@ def secure_kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lo
         secure=True,
         acl_prefixes=("sl",),
     )
-    broker.start()
+    with one_at_a_time(tmp_path_factory):
+        broker.start()
     yield broker
     broker.stop()
 
