@@ -100,6 +100,9 @@ def configure_logging(log_format: LogFormat, level: int | str = logging.INFO) ->
     """Configure this process's logging for ``log_format``. In ``json`` mode warnings and an
     uncaught exception are logged too (as JSON), instead of written to stderr as text."""
     config = worker_logging_config(log_format, level)
+    # httpx logs every request at INFO: a line per poll of `streamlearn tune`, per request a
+    # node relays. Its warnings and errors still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if config is None:
         logging.basicConfig(level=_level(level), format=TEXT_FORMAT)
         return

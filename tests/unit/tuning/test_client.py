@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import signal
 import socket
@@ -243,6 +244,17 @@ def test_following_exits_with_the_code_of_the_state_the_job_ended_in(
     assert out.startswith(f"job {job} of clicks: {outcome}, 3 trials (0 failed)")
     if outcome == "failed":
         assert "error: the window holds 3 labelled events; a trial needs 10" in out
+
+
+def test_following_logs_no_line_per_request(
+    node: FakeNode, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpx's INFO line per request would interleave with the progress bar."""
+    caplog.set_level(logging.INFO)
+    job = node.add_job(budget=3)["job"]
+    assert main(["tune", "clicks", "--follow", job]) == 0
+    assert len(node.calls) > 1
+    assert [r.getMessage() for r in caplog.records if r.name == "httpx"] == []
 
 
 def test_following_waits_out_a_node_that_answers_503(
