@@ -410,8 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tune a model's hyperparameters on its last labelled events, through a"
         " node's routes (STREAMLEARN_API_URL, STREAMLEARN_ADMIN_TOKEN). `tune NAME SPACE_FILE`"
         " starts a job from a .toml or .json space file (the flags override its keys), prints"
-        " its id and follows it: exit 0 when it is done, 1 when it failed, 2 when it was"
-        " stopped (or on an error), 130 when Ctrl-C ended the following (the job goes on).",
+        " its id and follows it: exit 0 when it is done, 1 when it failed, 3 when it was"
+        " stopped, 2 on an error, 130 when Ctrl-C ended the following (the job goes on).",
     )
     tune.add_argument("name", metavar="NAME", help="the model")
     tune.add_argument("space_file", nargs="?", metavar="SPACE_FILE",
