@@ -10,6 +10,7 @@ from streams.learning.errors import (
     InvalidEvent,
     JobConflict,
     ModelUnavailable,
+    NodeBusy,
     SnapshotNotFound,
     SnapshotRefused,
     SpecError,
@@ -29,6 +30,7 @@ STATUS: dict[type[StreamlearnError], int] = {
     SnapshotNotFound: 404,
     UnknownJob: 404,
     JobConflict: 409,
+    NodeBusy: 409,
     ModelUnavailable: 503,
 }
 

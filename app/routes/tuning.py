@@ -67,7 +67,11 @@ def _field_loc(field: str | None, tune: TuneRequest) -> list[str | int]:
     responses={
         **ADMIN_RESPONSES,
         202: {"description": "The job started: its first progress (state `reading`)"},
-        409: {"model": ErrorOut, "description": "The model has a tuning job running already"},
+        409: {
+            "model": ErrorOut,
+            "description": "The model has a tuning job running already, or the node runs as"
+            " many as it may (2)",
+        },
     },
     openapi_extra=_BODY,
 )

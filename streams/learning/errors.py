@@ -152,3 +152,14 @@ class JobConflict(StreamlearnError, RuntimeError):
             f" /models/{model}/tune/{job} or wait for it to end"
         )
         self.job = job
+
+
+class NodeBusy(StreamlearnError, RuntimeError):
+    """The node runs as many tuning jobs as it may already."""
+
+    def __init__(self, model: str, running: list[str]) -> None:
+        super().__init__(
+            f"model {model!r} cannot be tuned now: this node runs {len(running)} tuning jobs"
+            f" already ({', '.join(running)}), its most at once; wait for one to end or stop"
+            " one with DELETE"
+        )

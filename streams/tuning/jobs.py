@@ -15,7 +15,8 @@ process (:mod:`streams.tuning.worker`), and every :data:`WATCH_SECONDS` looks at
   starts them again.
 
 A job's process is killed with the node (Linux), so a job never runs without its node.
-One job at a time per model; a model keeps its last :data:`KEEP_JOBS` jobs.
+One job at a time per model, and at most :data:`MAX_RUNNING` per node (each is a process,
+with its window in memory); a model keeps its last :data:`KEEP_JOBS` jobs.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from streams.learning.errors import JobConflict, ModelUnavailable, UnknownJob
+from streams.learning.errors import JobConflict, ModelUnavailable, NodeBusy, UnknownJob
 from streams.tuning.progress import (
     FINAL_STATES,
     initial_progress,
@@ -49,6 +50,8 @@ logger = logging.getLogger(__name__)
 WATCH_SECONDS = 0.5
 #: Deaths in a row after which a job is given up.
 MAX_DEATHS = 3
+#: Jobs a node runs at once, over all its models (each is a process of its own).
+MAX_RUNNING = 2
 #: Jobs kept per model (the oldest finished ones are removed).
 KEEP_JOBS = 20
 #: How long a done job's configurations wait for the model to have an owner again.
@@ -83,6 +86,9 @@ class TuningJobs:
         running = self.running(model)
         if running is not None:
             raise JobConflict(model, running)
+        busy = self.unfinished()
+        if len(busy) >= MAX_RUNNING:
+            raise NodeBusy(model, [f"{m}/{j}" for m, j in busy])
         self._forget_old(model)
         job = secrets.token_hex(6)
         job_dir = self.directory / model / job
@@ -101,6 +107,16 @@ class TuningJobs:
             if progress is not None and progress.get("state") not in FINISHED:
                 return job_dir.name
         return None
+
+    def unfinished(self) -> list[tuple[str, str]]:
+        """Every unfinished job of this node, as ``(model, job)``."""
+        out = []
+        for model_dir in sorted(self.directory.glob("*")):
+            for job_dir in self._job_dirs(model_dir.name):
+                progress = read_progress(job_dir)
+                if progress is not None and progress.get("state") not in FINISHED:
+                    out.append((model_dir.name, job_dir.name))
+        return out
 
     def get(self, model: str, job: str) -> dict[str, Any]:
         """The progress of one job; :class:`UnknownJob` when there is none of that id."""
@@ -148,14 +164,10 @@ class TuningJobs:
     def resume(self) -> list[tuple[str, str]]:
         """Start again every unfinished job left here (by a node killed or stopped)."""
         resumed = []
-        for model_dir in sorted(self.directory.glob("*")):
-            for job_dir in self._job_dirs(model_dir.name):
-                progress = read_progress(job_dir)
-                key = (model_dir.name, job_dir.name)
-                if progress is not None and progress.get("state") not in FINISHED:
-                    if key not in self._processes:
-                        self._spawn(*key)
-                        resumed.append(key)
+        for key in self.unfinished():
+            if key not in self._processes:
+                self._spawn(*key)
+                resumed.append(key)
         if resumed:
             logger.info("tuning: resumed %d unfinished job(s): %s", len(resumed), resumed)
         return resumed

@@ -14,9 +14,9 @@ import orjson
 import pytest
 from river import datasets
 
-from streams.learning.errors import JobConflict, ModelUnavailable, UnknownJob
+from streams.learning.errors import JobConflict, ModelUnavailable, NodeBusy, UnknownJob
 from streams.learning.spec import ModelSpec
-from streams.tuning.jobs import MAX_DEATHS, TuningJobs
+from streams.tuning.jobs import MAX_DEATHS, MAX_RUNNING, TuningJobs
 from streams.tuning.progress import initial_progress, read_progress, write_progress
 
 SPEC = ModelSpec(
@@ -28,12 +28,14 @@ SPEC = ModelSpec(
 SPACE = {"LogisticRegression.l2": {"low": 0.0, "high": 0.01}}
 
 
-def prepared_job(directory: Path, job: str, budget: int, **request: Any) -> Path:
+def prepared_job(
+    directory: Path, job: str, budget: int, model: str = "phish", **request: Any
+) -> Path:
     """A job whose window was read already (so that its process needs no broker)."""
-    job_dir = directory / "phish" / job
+    job_dir = directory / model / job
     job_dir.mkdir(parents=True)
     description = {
-        "job": job, "model": "phish", "spec": SPEC.model_dump(mode="json"), "space": SPACE,
+        "job": job, "model": model, "spec": SPEC.model_dump(mode="json"), "space": SPACE,
         "sampler": "random", "budget": budget, "seed": 1, "window": 400, "metric": "Accuracy",
         "folds": 1, "created": "2026-11-26T00:00:00+00:00", **request,
     }  # fmt: skip
@@ -90,10 +92,16 @@ async def test_a_job_runs_again_after_kill_9_and_is_handed_over_once(tmp_path: P
     assert "trials" not in jobs.summaries("phish")[0]
 
 
-async def test_a_stopped_job_keeps_its_trials(tmp_path: Path) -> None:
+async def test_a_stopped_job_keeps_its_trials_and_frees_its_slot(tmp_path: Path) -> None:
     jobs = TuningJobs(tmp_path)
     job_dir = prepared_job(tmp_path, "b1", budget=200, folds=5)
+    prepared_job(tmp_path, "b2", budget=200, folds=5, model="other")
     jobs.resume()
+    assert len(jobs.unfinished()) == MAX_RUNNING == 2
+    with pytest.raises(NodeBusy, match="runs 2 tuning jobs already"):
+        jobs.start("third", {})
+    assert not (tmp_path / "third").exists()
+    await jobs.stop("other", "b2")
     await until(jobs, job_dir, lambda p: p.get("n_done", 0) >= 1)
     stopped = await jobs.stop("phish", "b1")
     assert stopped["state"] == "stopped" and 1 <= stopped["n_done"] < 200
