@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -104,3 +104,25 @@ def read_progress(job_dir: Path) -> dict[str, Any] | None:
     except (FileNotFoundError, orjson.JSONDecodeError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def best_configurations(progress: dict[str, Any], k: int) -> list[dict[str, Any]]:
+    """The parameters of the ``k`` best complete trials of a job's progress, each set once,
+    best first (at equal scores, the earlier trial)."""
+    best: list[dict[str, Any]] = []
+    seen: set[bytes] = set()
+    for trial in ranked(progress["trials"], progress["direction"]):
+        key = orjson.dumps(trial["params"], option=orjson.OPT_SORT_KEYS)
+        if key not in seen and len(best) < k:
+            seen.add(key)
+            best.append(dict(trial["params"]))
+    return best
+
+
+def ranked(trials: Iterable[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
+    """The complete trials, best first; at equal scores, the earlier trial first."""
+    sign = -1.0 if direction == "maximize" else 1.0
+    return sorted(
+        (t for t in trials if t["state"] == "complete" and t["score"] is not None),
+        key=lambda t: (sign * t["score"], t["number"]),
+    )

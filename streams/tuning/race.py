@@ -15,7 +15,7 @@ from typing import Any
 
 from streams.deployments import Deployments
 from streams.learning.catalog import spec_from_fields
-from streams.tuning.study import best_configurations
+from streams.tuning.progress import best_configurations
 
 
 async def join_race(

@@ -40,7 +40,7 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,14 @@ from streams.learning.prequential import (
 )
 from streams.learning.space import Dimension, SearchSpace, parse_space
 from streams.learning.spec import ModelSpec
-from streams.tuning.progress import direction, initial_progress, now, read_progress, write_progress
+from streams.tuning.progress import (
+    direction,
+    initial_progress,
+    now,
+    ranked,
+    read_progress,
+    write_progress,
+)
 
 #: The files of a job directory.
 REQUEST, WINDOW, JOURNAL, STOP = "request.json", "window.jsonl", "journal.log", "stop"
@@ -85,28 +92,6 @@ def trial_estimator(spec: ModelSpec, space: SearchSpace, values: dict[str, Any])
     if spec.preprocess == "auto":
         return AutoPreprocessor(max_categories=spec.max_categories) | pipeline
     return pipeline
-
-
-def best_configurations(progress: dict[str, Any], k: int) -> list[dict[str, Any]]:
-    """The parameters of the ``k`` best complete trials of a job's progress, each set once,
-    best first (at equal scores, the earlier trial)."""
-    best: list[dict[str, Any]] = []
-    seen: set[bytes] = set()
-    for trial in _ranked(progress["trials"], progress["direction"]):
-        key = orjson.dumps(trial["params"], option=orjson.OPT_SORT_KEYS)
-        if key not in seen and len(best) < k:
-            seen.add(key)
-            best.append(dict(trial["params"]))
-    return best
-
-
-def _ranked(trials: Iterable[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
-    """The complete trials, best first; at equal scores, the earlier trial first."""
-    sign = -1.0 if direction == "maximize" else 1.0
-    return sorted(
-        (t for t in trials if t["state"] == "complete" and t["score"] is not None),
-        key=lambda t: (sign * t["score"], t["number"]),
-    )
 
 
 def run(job_dir: Path, stop: threading.Event | None = None) -> dict[str, Any]:
@@ -364,9 +349,9 @@ def _update(
     progress["trials"] = trials
     progress["n_done"] = len(trials)
     progress["n_failed"] = sum(t["state"] == "failed" for t in trials)
-    ranked = _ranked(trials, progress["direction"])
+    best = ranked(trials, progress["direction"])
     keys = ("number", "params", "score", "spread")
-    progress["best"] = {key: ranked[0][key] for key in keys} if ranked else None
+    progress["best"] = {key: best[0][key] for key in keys} if best else None
     progress["updated"] = now()
     write_progress(job_dir, progress)
 

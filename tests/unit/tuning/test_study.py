@@ -20,8 +20,13 @@ from streams.learning.build import build_estimator
 from streams.learning.pipeline import parse_estimator
 from streams.learning.space import parse_space
 from streams.learning.spec import ModelSpec
-from streams.tuning.progress import initial_progress, read_progress, write_progress
-from streams.tuning.study import JOURNAL, best_configurations, run
+from streams.tuning.progress import (
+    best_configurations,
+    initial_progress,
+    read_progress,
+    write_progress,
+)
+from streams.tuning.study import JOURNAL, run
 
 ROOT = Path(__file__).resolve().parents[3]
 PIPELINE = "preprocessing.StandardScaler() | linear_model.LogisticRegression()"
