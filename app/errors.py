@@ -4,6 +4,7 @@ handler."""
 from __future__ import annotations
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from streams.learning.errors import (
@@ -49,3 +50,8 @@ async def handle_streamlearn_error(request: Request, exc: Exception) -> JSONResp
     status = status_of(exc)
     headers = {"Retry-After": "1"} if status == 503 else None
     return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+
+def invalid(loc: list[str | int], msg: str) -> RequestValidationError:
+    """A 422 naming one field (``loc``, as FastAPI's own), for checks beyond the schema."""
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg, "input": None}])

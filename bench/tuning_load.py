@@ -58,6 +58,7 @@ from run import (
 from scale import cpu_seconds
 
 from streams.topics import create_topics
+from streams.tuning.jobs import job_processes
 from streams.tuning.progress import read_progress
 
 PIPELINE = MODELS["linear"][0]
@@ -79,15 +80,8 @@ PREDICT_SHARE = 0.6
 
 def worker_pid(job: str) -> int | None:
     """The process running tuning job ``job``, if any."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"streams.tuning.worker" in command and any(job.encode() in c for c in command):
-                return int(entry.name)
-    return None
+    pids = job_processes(job)
+    return pids[0] if pids else None
 
 
 def machine_cpu_seconds() -> float:

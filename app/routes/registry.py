@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
 
 from app.deps import ADMIN_RESPONSES, MODEL_RESPONSES, AdminCall, DeploymentsDep, admin_action
+from app.errors import invalid
 from app.schemas import ErrorOut, SpecChangeOut, SpecVersionOut
 from streams.learning.catalog import SpecVersion, version_from_fields
 from streams.learning.errors import InvalidSpec, UnknownModel
@@ -54,10 +54,6 @@ _TEMPLATE_NAME = (
 )
 
 
-def _invalid(loc: list[str | int], msg: str) -> RequestValidationError:
-    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg, "input": None}])
-
-
 @router.put(
     "/{name}", response_model=SpecChangeOut, responses=ADMIN_RESPONSES, openapi_extra=_SPEC_BODY
 )
@@ -73,9 +69,9 @@ async def deploy_model(
     try:
         fields: Any = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
-        raise _invalid(["body"], f"body is not valid JSON: {exc}") from None
+        raise invalid(["body"], f"body is not valid JSON: {exc}") from None
     if ":" in name:
-        raise _invalid(["path", "name"], _TEMPLATE_NAME)
+        raise invalid(["path", "name"], _TEMPLATE_NAME)
     try:
         # In a thread, with a deadline: some River constructors loop on a huge size argument
         # (tests/fuzz/fuzz_registry.py), which must not hold the node's event loop.
@@ -84,11 +80,11 @@ async def deploy_model(
         change = await deployments.put(valid, call.who.token_fingerprint, template)
     except TimeoutError:
         msg = f"pipeline: building the spec took more than {SPEC_SECONDS:g} s; refused"
-        raise _invalid(["body", "pipeline"], msg) from None
+        raise invalid(["body", "pipeline"], msg) from None
     except InvalidSpec as exc:
         field = exc.field
         loc: list[str | int] = ["body", *field.split(".")] if field else ["body"]
-        raise _invalid(["path", "name"] if field == "name" else loc, str(exc)) from None
+        raise invalid(["path", "name"] if field == "name" else loc, str(exc)) from None
     assert change.new is not None  # a put always leaves a current version
     call.detail.update(version=change.new.version, change=change.kind)
     return SpecChangeOut(**_out(change.new).model_dump(), change=change.kind)

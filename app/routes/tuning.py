@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from app.deps import ADMIN_RESPONSES, MODEL_RESPONSES, AdminCall, ModelDep, admin_action
+from app.errors import invalid
 from app.schemas import ErrorOut
 from streams.learning.errors import SpecError
 from streams.tuning.jobs import TuningJobs
@@ -39,10 +40,6 @@ async def get_jobs(request: Request) -> TuningJobs:
 
 
 JobsDep = Annotated[TuningJobs, Depends(get_jobs)]
-
-
-def _invalid(loc: list[str | int], msg: str) -> RequestValidationError:
-    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": msg, "input": None}])
 
 
 def _field_loc(field: str | None, tune: TuneRequest) -> list[str | int]:
@@ -86,7 +83,7 @@ async def start_tuning(
     try:  # read after the token was checked, like every admin body
         fields: Any = orjson.loads(await request.body())
     except orjson.JSONDecodeError as exc:
-        raise _invalid(["body"], f"body is not valid JSON: {exc}") from None
+        raise invalid(["body"], f"body is not valid JSON: {exc}") from None
     try:
         tune = TuneRequest.model_validate(fields)
     except ValidationError as exc:
@@ -98,13 +95,13 @@ async def start_tuning(
         check = asyncio.to_thread(check_request, tune, model.spec, model.n_learned)
         metric, _ = await asyncio.wait_for(check, CHECK_SECONDS)
     except TimeoutError:
-        raise _invalid(["body", "space"], "space: checking it took too long; refused") from None
+        raise invalid(["body", "space"], "space: checking it took too long; refused") from None
     except SpecError as exc:
         field = getattr(exc, "field", None)
         loc: list[str | int] = (
             ["path", "name"] if field == "name" else ["body", *_field_loc(field, tune)]
         )
-        raise _invalid(loc, str(exc)) from None
+        raise invalid(loc, str(exc)) from None
     spec = model.spec.model_dump(mode="json")
     progress = jobs.start(model.name, tune.describe("", model.name, spec, metric, now()))
     call.detail.update(job=progress["job"])

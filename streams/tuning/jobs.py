@@ -46,6 +46,8 @@ from streams.tuning.progress import (
 
 logger = logging.getLogger(__name__)
 
+#: What a job's process runs (``python -m``).
+WORKER_MODULE = "streams.tuning.worker"
 #: How often the node looks at its jobs' processes.
 WATCH_SECONDS = 0.5
 #: Deaths in a row after which a job is given up.
@@ -259,7 +261,7 @@ class TuningJobs:
         job_dir = self._dir(model, job)
         with open(job_dir / "worker.log", "ab") as log:
             self._processes[(model, job)] = subprocess.Popen(
-                [sys.executable, "-m", "streams.tuning.worker", str(job_dir), str(os.getpid())],
+                [sys.executable, "-m", WORKER_MODULE, str(job_dir), str(os.getpid())],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -282,6 +284,21 @@ class TuningJobs:
         finished = [p for p in self.summaries(model) if p.get("state") in FINISHED]
         for progress in finished[KEEP_JOBS - 1 :]:
             shutil.rmtree(self._dir(model, str(progress["job"])), ignore_errors=True)
+
+
+def job_processes(job: str) -> list[int]:
+    """The pids of the processes running job ``job`` on this machine (Linux: from /proc),
+    whichever node started them; for the tests and benchmarks that kill or measure one."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:  # ended meanwhile
+                continue
+            if WORKER_MODULE.encode() in command and any(job.encode() in c for c in command):
+                pids.append(int(entry.name))
+    return pids
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -10,7 +10,6 @@ import math
 import os
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +17,7 @@ import orjson
 import pytest
 from river import datasets, evaluate, linear_model, metrics, optim, preprocessing
 
+from streams.tuning.jobs import job_processes
 from tests.integration.conftest import NodeProcess
 from tests.integration.kafka_io import produce, run
 from tests.integration.test_scale import wait_until
@@ -95,20 +95,6 @@ def follow(node: NodeProcess, job: str, until: Any, timeout: float = 180) -> dic
 
     wait_until(reached, timeout, f"job {job} to reach a state; last seen {seen.get('state')}")
     return seen
-
-
-def worker_pids(job: str) -> list[int]:
-    """The processes running tuning job ``job``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"streams.tuning.worker" in command and any(job.encode() in c for c in command):
-                pids.append(int(entry.name))
-    return pids
 
 
 def test_a_job_scores_as_river_on_the_window_and_its_best_join_the_race(start_node: Any) -> None:
@@ -199,7 +185,7 @@ def test_a_job_resumes_after_kill_9_of_its_process_and_of_its_node(start_node: A
         assert math.isclose(trial["score"], sum(trial["folds"]) / 3, abs_tol=1e-12)
 
     # kill -9 of the job's process: the node starts it again, and the study goes on.
-    (pid,) = worker_pids(job)
+    (pid,) = job_processes(job)
     os.kill(pid, signal.SIGKILL)
     after = follow(node, job, lambda p: p["resumed"] >= 1 and p["n_done"] > before["n_done"])
     kept = {t["number"]: t for t in after["trials"]}
@@ -208,7 +194,7 @@ def test_a_job_resumes_after_kill_9_of_its_process_and_of_its_node(start_node: A
 
     # kill -9 of the node: the job's process dies with it; a new start resumes the job.
     node.kill()
-    wait_until(lambda: not worker_pids(job), 10, "the job's process to die with its node")
+    wait_until(lambda: not job_processes(job), 10, "the job's process to die with its node")
     node.start()
     resumed = follow(node, job, lambda p: p["resumed"] >= 2 and p["n_done"] > after["n_done"])
     assert resumed["state"] == "running"
@@ -221,7 +207,7 @@ def test_a_job_resumes_after_kill_9_of_its_process_and_of_its_node(start_node: A
     assert stopped.status_code == 200, stopped.text
     assert stopped.json()["state"] == "stopped"
     assert stopped.json()["n_done"] < 60
-    wait_until(lambda: not worker_pids(job), 10, "the stopped job's process to end")
+    wait_until(lambda: not job_processes(job), 10, "the stopped job's process to end")
     time.sleep(1.0)
     assert node.get(f"/models/phish/tune/{job}").json()["state"] == "stopped"
     assert httpx.delete(f"{node.url}/models/phish/tune/nope", headers=AUTH).status_code == 404
